@@ -1,0 +1,214 @@
+"""The one place that changes the state of a case.
+
+`apply` checks the actor, records the facts, runs the guards through the shared Machine, moves
+the state with a compare-and-set on the version, writes the history and outbox rows, carries the
+move to the mobilities or up to the application, and commits once. A refusal changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlmodel import Session
+
+from . import dossiers
+from .actors import SYSTEM, Actor, check_scope, resolve
+from .clock import Clock
+from .config import Settings
+from .errors import ConflictError, NotFound
+from .models import Application, Case, History, Mobility, Outbox
+from .notifications.prompts import on_move
+from .states import application as application_flow
+from .states.dossier import ApplicationFile, Given, MobilityFile
+from .states.facts import parse_facts, to_json
+from .states.machine import check_role, fire, possible_step, refusals
+from .states.workflows import definition
+
+_DEFAULT_STAFF_EMAIL = Settings.model_fields["staff_email"].default
+
+
+@dataclass(frozen=True)
+class Moved:
+    """One state change that was recorded."""
+
+    case_id: int
+    kind: str
+    trigger: str
+    source: str
+    dest: str
+    version: int
+    actor: str
+
+
+def apply(
+    *,
+    session: Session,
+    case_id: int,
+    trigger: str,
+    actor: str | Actor,
+    clock: Clock,
+    facts: Mapping[str, object] | None = None,
+    note: str | None = None,
+    expected_version: int | None = None,
+    staff_email: str = _DEFAULT_STAFF_EMAIL,
+) -> list[Moved]:
+    """Fire a trigger on a case and commit; the moves made (the case's own first)."""
+    who = actor if isinstance(actor, Actor) else resolve(session, actor)
+    row = session.get(Case, case_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"case {case_id} does not exist; 'vetpro case list' shows the cases")
+    label = f"{row.kind.capitalize()} {case_id}"
+    check_scope(session, who, case_label=label, organisation_id=row.organisation_id)
+    if expected_version is not None and row.version != expected_version:
+        raise ConflictError(
+            f"{label} changed meanwhile (version {row.version}, you had {expected_version}); "
+            f"reload it with 'vetpro case show {case_id}' and try again"
+        )
+    flow = definition(row.kind)
+    step = possible_step(flow, case_id, row.state, trigger)
+    check_role(flow, trigger, who.role, who.email)
+    typed = parse_facts(trigger, step.accepted_facts, facts or {})
+    note = note.strip() if note and note.strip() else None
+    work = _Work(session=session, clock=clock, staff_email=staff_email)
+    work.move(dossiers.load(session, case_id), trigger, who, typed, note, carried=False)
+    session.commit()
+    return work.moves
+
+
+@dataclass
+class _Work:
+    """One unit of work: the moves of one `apply`, all in one transaction."""
+
+    session: Session
+    clock: Clock
+    staff_email: str
+    moves: list[Moved] = dataclasses.field(default_factory=list)
+
+    def move(
+        self,
+        subject: ApplicationFile | MobilityFile,
+        trigger: str,
+        who: Actor,
+        facts: dict[str, Any],
+        note: str | None,
+        *,
+        carried: bool,
+    ) -> ApplicationFile | MobilityFile:
+        """Fire one trigger on a snapshot and write what it changes; the snapshot after."""
+        given = self._given(subject, facts, note)
+        dest = fire(definition(subject.kind), subject, trigger, given)
+        version = subject.version + 1
+        changed = self.session.execute(
+            update(Case)
+            .where(Case.id == subject.id, Case.version == subject.version)
+            .values(state=dest, version=version, updated_at=self.clock.now)
+        )
+        if changed.rowcount != 1:
+            raise ConflictError(
+                f"{subject.kind.capitalize()} {subject.id} was changed by someone else meanwhile; "
+                f"reload it with 'vetpro case show {subject.id}' and try again"
+            )
+        if facts:
+            table = Application if subject.kind == "application" else Mobility
+            self.session.execute(update(table).where(table.id == subject.id).values(**facts))
+        self.session.execute(
+            insert(History).values(
+                case_id=subject.id,
+                version=version,
+                trigger=trigger,
+                source=subject.state,
+                dest=dest,
+                actor=who.email,
+                at=self.clock.now,
+                note=note,
+                facts=to_json(facts),
+            )
+        )
+        self.moves.append(
+            Moved(subject.id, subject.kind, trigger, subject.state, dest, version, who.email)
+        )
+        after = dataclasses.replace(
+            subject, state=dest, version=version, facts={**subject.facts, **facts}
+        )
+        if isinstance(after, ApplicationFile):
+            after = self._carry(after, trigger, note)
+        if not carried:
+            self._enqueue(after, trigger, note)
+        if isinstance(after, MobilityFile):
+            self._follow(after, trigger)
+        return after
+
+    def _given(self, subject: Any, facts: dict[str, Any], note: str | None) -> Given:
+        merged = {**subject.facts, **facts}
+        return Given(facts=merged, note=note, today=self.clock.today, now=self.clock.now)
+
+    def _enqueue(
+        self, after: ApplicationFile | MobilityFile, trigger: str, note: str | None
+    ) -> None:
+        notices = on_move(after, trigger=trigger, note=note, staff_email=self.staff_email)
+        if notices:
+            self.session.execute(
+                insert(Outbox),
+                [
+                    {
+                        "key": n.key,
+                        "case_id": n.case_id,
+                        "kind": n.kind,
+                        "recipient": n.recipient,
+                        "cc": n.cc,
+                        "context": n.context,
+                        "status": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": self.clock.now,
+                        "created_at": self.clock.now,
+                    }
+                    for n in notices
+                ],
+            )
+
+    def _carry(self, app: ApplicationFile, trigger: str, note: str | None) -> ApplicationFile:
+        """Move the application's mobilities with it (submit, approve, reject…)."""
+        carried = application_flow.CARRIES.get(trigger)
+        if carried is None:
+            return app
+        mobility_flow = definition("mobility")
+        reason = f"with application {app.id} ({trigger})" + (f": {note}" if note else "")
+        moved = []
+        for m in app.mobilities:
+            step = mobility_flow.step(carried)
+            if step is not None and m.state in step.sources:
+                m = self.move(
+                    dataclasses.replace(m, application_state=app.state),
+                    carried,
+                    SYSTEM,
+                    {},
+                    reason,
+                    carried=True,
+                )
+            moved.append(m)
+        return dataclasses.replace(app, mobilities=tuple(moved))
+
+    def _follow(self, m: MobilityFile, trigger: str) -> None:
+        """Move the application when its mobilities have all departed, returned or validated."""
+        candidates = [t for t, causes in application_flow.FOLLOWS.items() if trigger in causes]
+        if not candidates:
+            return
+        app_flow = definition("application")
+        app: ApplicationFile | MobilityFile = dossiers.load_application(
+            self.session, m.application_id
+        )
+        progressed = True
+        while progressed:
+            progressed = False
+            for name in candidates:
+                step = app_flow.step(name)
+                assert step is not None
+                given = self._given(app, {}, None)
+                if app.state in step.sources and not refusals(step, app_flow, app, given):
+                    note = f"following mobility {m.id} ({trigger})"
+                    app = self.move(app, name, SYSTEM, {}, note, carried=False)
+                    progressed = True

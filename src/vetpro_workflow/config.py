@@ -1,0 +1,37 @@
+"""Typed settings read from VETPRO_* environment variables, with defaults that work on a laptop."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the application; one instance is passed to whatever needs it."""
+
+    model_config = SettingsConfigDict(env_prefix="VETPRO_", extra="ignore")
+
+    database_url: str = "sqlite:///vetpro.db"
+    today: date | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    mail_from: str = "vetpro@national-agency.example"
+    staff_email: str = "vetpro-staff@national-agency.example"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("use sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB")
+        return value
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

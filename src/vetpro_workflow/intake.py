@@ -1,0 +1,403 @@
+"""Reading an application document (JSON) and filing it as a drafted application.
+
+Malformed or mistyped documents are refused with the field's path and nothing is written.
+A well-formed document that is ineligible or incomplete is filed as a draft: `submit` names
+the rule it breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from .clock import Clock
+from .errors import InvalidInput
+from .models import (
+    Application,
+    ApplicationPartner,
+    Call,
+    Case,
+    History,
+    Mobility,
+    Organisation,
+    Participant,
+    User,
+)
+from .states.eligibility import ORGANISATION_TYPES, PROFESSIONS, normalise_country
+
+MAX_BYTES = 2_000_000
+_EMAIL = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[A-Za-z]{2,}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: object) -> date:
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError(f"{value!r} is not a date; use YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid date") from None
+
+
+def _iso_instant(value: object) -> datetime:
+    try:
+        instant = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise ValueError(
+            f"{value!r} is not a date and time with its offset, e.g. 2027-02-01T12:00:00+01:00"
+        )
+    return instant
+
+
+def _text(limit: int, *, required: bool) -> Any:
+    def check(value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, not {type(value).__name__}")
+        value = value.strip()
+        if required and not value:
+            raise ValueError("must not be empty")
+        if len(value) > limit:
+            raise ValueError(f"is {len(value)} characters long; at most {limit} are allowed")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _one_of(allowed: tuple[str, ...], what: str) -> Any:
+    def check(value: object) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not {what}; allowed: {', '.join(allowed)}")
+        return str(value)
+
+    return BeforeValidator(check)
+
+
+def _country(value: object) -> str:
+    code = normalise_country(value) if isinstance(value, str) else None
+    if code is None:
+        raise ValueError(
+            f"{value!r} is not a participating country "
+            "(ISO 3166 alpha-2 code of the EU, IS, LI, NO, CH, HR or TR; EL and UK accepted)"
+        )
+    return code
+
+
+def _email(value: object) -> str:
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value.strip()):
+        raise ValueError(f"{value!r} is not a valid email address")
+    return value.strip().lower()
+
+
+Name = Annotated[str, _text(200, required=True)]
+Text = Annotated[str, _text(5000, required=False)]
+Email = Annotated[str, BeforeValidator(_email)]
+Country = Annotated[str, BeforeValidator(_country)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+OrgType = Annotated[str, _one_of(ORGANISATION_TYPES, "an eligible organisation type")]
+Profession = Annotated[str, _one_of(PROFESSIONS, "a VETPRO profession")]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallDoc(_Doc):
+    code: Annotated[str, _text(100, required=True)]
+    title: Name
+    application_deadline: Annotated[datetime, BeforeValidator(_iso_instant)]
+    earliest_start: IsoDate
+    max_project_months: Annotated[StrictInt, Field(ge=1, le=60)]
+    min_days: Annotated[StrictInt, Field(ge=1, le=366)] = 7
+    max_days: Annotated[StrictInt, Field(ge=1, le=366)] = 42
+
+    @model_validator(mode="after")
+    def _range(self) -> CallDoc:
+        if self.max_days < self.min_days:
+            raise ValueError(f"max_days ({self.max_days}) is below min_days ({self.min_days})")
+        return self
+
+
+class OrganisationDoc(_Doc):
+    name: Name
+    type: OrgType
+    country: Country
+    contact_name: Name
+    contact_email: Email
+
+
+class ProjectDoc(_Doc):
+    title: Name
+    objectives: Text
+    start_date: IsoDate
+    end_date: IsoDate
+    dissemination_plan: Text
+
+    @model_validator(mode="after")
+    def _order(self) -> ProjectDoc:
+        if self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+
+class ParticipantDoc(_Doc):
+    name: Name
+    email: Email
+    profession: Profession
+    professional_background: Text
+    training_needs: Text
+
+
+class MobilityDoc(_Doc):
+    participant: ParticipantDoc
+    host: Name
+    start_date: IsoDate
+    end_date: IsoDate
+    objectives: Text
+    content: Text
+    language_preparation: StrictBool
+
+    @model_validator(mode="after")
+    def _order(self) -> MobilityDoc:
+        if self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+
+class ApplicationDoc(_Doc):
+    call: CallDoc
+    applicant: OrganisationDoc
+    partners: Annotated[list[OrganisationDoc], Field(min_length=1, max_length=50)]
+    project: ProjectDoc
+    mobilities: Annotated[list[MobilityDoc], Field(min_length=1, max_length=500)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApplicationDoc:
+        names = [p.name for p in self.partners]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"partners[{i}].name: '{name}' is listed twice")
+            if name == self.applicant.name:
+                raise ValueError(f"partners[{i}].name: the applicant cannot be its own partner")
+        for i, m in enumerate(self.mobilities):
+            if m.host not in names:
+                raise ValueError(
+                    f"mobilities[{i}].host: '{m.host}' is not one of the partners "
+                    f"({', '.join(names)})"
+                )
+        return self
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: Any) -> str:
+    kind, msg = error["type"], error["msg"]
+    if kind == "missing":
+        return "is missing"
+    if kind == "extra_forbidden":
+        return "is not a field of an application document"
+    return msg.removeprefix("Value error, ")
+
+
+def parse(text: str | bytes, *, source: str = "document") -> ApplicationDoc:
+    """A validated application document, or InvalidInput naming the field at fault."""
+    if len(text) > MAX_BYTES:
+        raise InvalidInput(
+            f"{source}: {len(text)} bytes; an application document has at most {MAX_BYTES}"
+        )
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = (
+            f" at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise InvalidInput(f"{source}: malformed JSON{where}: {getattr(exc, 'msg', exc)}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{source}: an application document is a JSON object")
+    try:
+        return ApplicationDoc.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = _path(tuple(first["loc"]))
+        message = _message(first)
+        if where:
+            message = f"{where}: {message}"
+        raise InvalidInput(f"{source}: {message}") from None
+
+
+@dataclass(frozen=True)
+class Imported:
+    """The cases an imported document created."""
+
+    application: int
+    mobilities: list[int]
+
+
+def read_file(path: Path) -> ApplicationDoc:
+    """Read and validate one document file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse(raw, source=str(path))
+
+
+def file_document(session: Session, doc: ApplicationDoc, *, clock: Clock, source: str) -> Imported:
+    """Write a validated document as a drafted application with its mobilities; commits once."""
+    call = _call(session, doc.call)
+    applicant = _organisation(session, doc.applicant, "applicant")
+    partners = {
+        p.name: _organisation(session, p, f"partners[{i}]") for i, p in enumerate(doc.partners)
+    }
+    coordinator = _coordinator(session, doc.applicant, applicant)
+    app_id = _case(session, "application", applicant.id, None, clock, source)
+    session.execute(
+        insert(Application).values(
+            id=app_id,
+            call_id=call.id,
+            applicant_id=applicant.id,
+            coordinator_id=coordinator.id,
+            title=doc.project.title,
+            objectives=doc.project.objectives,
+            dissemination_plan=doc.project.dissemination_plan,
+            start_date=doc.project.start_date,
+            end_date=doc.project.end_date,
+        )
+    )
+    session.execute(
+        insert(ApplicationPartner),
+        [{"application_id": app_id, "organisation_id": o.id} for o in partners.values()],
+    )
+    mobility_ids = []
+    for m in doc.mobilities:
+        person = _participant(session, m.participant, applicant)
+        mobility_id = _case(session, "mobility", applicant.id, app_id, clock, source)
+        session.execute(
+            insert(Mobility).values(
+                id=mobility_id,
+                application_id=app_id,
+                participant_id=person.id,
+                host_id=partners[m.host].id,
+                start_date=m.start_date,
+                end_date=m.end_date,
+                objectives=m.objectives,
+                content=m.content,
+                language_preparation=m.language_preparation,
+            )
+        )
+        mobility_ids.append(mobility_id)
+    session.commit()
+    return Imported(application=app_id, mobilities=mobility_ids)
+
+
+def _case(
+    session: Session, kind: str, org_id: int | None, app_id: int | None, clock: Clock, source: str
+) -> int:
+    case = Case(
+        kind=kind,
+        state="drafted",
+        version=1,
+        organisation_id=org_id,
+        application_id=app_id,
+        created_at=clock.now,
+        updated_at=clock.now,
+    )
+    session.add(case)
+    session.flush()
+    assert case.id is not None
+    session.add(
+        History(
+            case_id=case.id,
+            version=1,
+            trigger="import",
+            source=None,
+            dest="drafted",
+            actor="system",
+            at=clock.now,
+            note=f"imported from {source}",
+            facts={},
+        )
+    )
+    return case.id
+
+
+def _call(session: Session, doc: CallDoc) -> Call:
+    call = session.execute(select(Call).where(Call.code == doc.code)).scalar_one_or_none()
+    if call is None:
+        call = Call(**doc.model_dump())
+        session.add(call)
+        session.flush()
+    return call
+
+
+def _organisation(session: Session, doc: OrganisationDoc, where: str) -> Organisation:
+    org = session.execute(
+        select(Organisation).where(Organisation.name == doc.name)
+    ).scalar_one_or_none()
+    if org is None:
+        org = Organisation(**doc.model_dump())
+        session.add(org)
+        session.flush()
+    elif (org.country, org.type) != (doc.country, doc.type):
+        raise InvalidInput(
+            f"{where}: '{doc.name}' is already registered as {org.type} in {org.country}, "
+            f"not {doc.type} in {doc.country}"
+        )
+    return org
+
+
+def _coordinator(session: Session, doc: OrganisationDoc, org: Organisation) -> User:
+    user = session.execute(select(User).where(User.email == doc.contact_email)).scalar_one_or_none()
+    if user is None:
+        user = User(
+            email=doc.contact_email,
+            name=doc.contact_name,
+            role="coordinator",
+            organisation_id=org.id,
+        )
+        session.add(user)
+        session.flush()
+    elif user.role != "coordinator" or user.organisation_id != org.id:
+        raise InvalidInput(
+            f"applicant.contact_email: {doc.contact_email} is already registered as "
+            f"{'NA staff' if user.role == 'staff' else 'coordinator of another organisation'}"
+        )
+    return user
+
+
+def _participant(session: Session, doc: ParticipantDoc, org: Organisation) -> Participant:
+    person = session.execute(
+        select(Participant).where(
+            Participant.organisation_id == org.id, Participant.email == doc.email
+        )
+    ).scalar_one_or_none()
+    if person is None:
+        person = Participant(organisation_id=org.id, **doc.model_dump())
+        session.add(person)
+        session.flush()
+    return person

@@ -1,0 +1,1 @@
+"""Notifications: which prompts a move enqueues, how they are rendered and sent."""

@@ -1,0 +1,42 @@
+"""The two workflows by kind, the mermaid diagrams drawn from them, and their reachability."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from . import application, mobility
+from .machine import Definition
+
+DEFINITIONS: dict[str, Definition] = {
+    "application": application.DEFINITION,
+    "mobility": mobility.DEFINITION,
+}
+
+
+def definition(kind: str) -> Definition:
+    """The workflow of a kind of case."""
+    return DEFINITIONS[kind]
+
+
+def reachable(d: Definition) -> set[str]:
+    """Every state reachable from the initial one."""
+    seen, queue = {d.initial}, deque([d.initial])
+    while queue:
+        state = queue.popleft()
+        for step in d.steps:
+            if state in step.sources and step.dest not in seen:
+                seen.add(step.dest)
+                queue.append(step.dest)
+    return seen
+
+
+def mermaid(d: Definition) -> str:
+    """A mermaid state diagram of a workflow, drawn from its TRANSITIONS data."""
+    lines = ["stateDiagram-v2", f"    [*] --> {d.initial}"]
+    for step in d.steps:
+        who = "/".join(step.who)
+        for source in step.sources:
+            lines.append(f"    {source} --> {step.dest}: {step.trigger} ({who})")
+    targets = {s for step in d.steps for s in step.sources}
+    lines += [f"    {s} --> [*]" for s in d.states if s not in targets]
+    return "\n".join(lines)

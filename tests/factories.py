@@ -14,12 +14,11 @@ from sqlmodel import Session
 from vetpro_workflow.cases import Moved, apply
 from vetpro_workflow.clock import Clock
 from vetpro_workflow.db import reading, writing
+from vetpro_workflow.demo import COORDINATOR, STAFF, STORY
 from vetpro_workflow.intake import Imported, file_document, parse
 from vetpro_workflow.models import SQLModel
 from vetpro_workflow.users import add_user
 
-COORDINATOR = "anna.huber@bbz-steyr.example"
-STAFF = "officer@na.example"
 SUBMIT_DAY = date(2027, 1, 15)
 
 
@@ -87,77 +86,8 @@ def advance(
         )
 
 
-# The example's story, step by step: (case index, trigger, actor, day, note, facts).
-# Case index 0 is the application, 1 and 2 its mobilities.
-STORY: list[tuple[int, str, str, date, str | None, dict[str, object]]] = [
-    (0, "submit", COORDINATOR, SUBMIT_DAY, None, {}),
-    (0, "approve", STAFF, date(2027, 2, 20), "Clear objectives, sound budget.", {}),
-    (
-        0,
-        "start_preparation",
-        COORDINATOR,
-        date(2027, 3, 10),
-        None,
-        {"grant_agreement_signed_on": "2027-03-10"},
-    ),
-    (
-        1,
-        "start_preparation",
-        COORDINATOR,
-        date(2027, 5, 10),
-        None,
-        {"agreement_signed_on": "2027-05-10"},
-    ),
-    (
-        2,
-        "start_preparation",
-        COORDINATOR,
-        date(2027, 5, 10),
-        None,
-        {"agreement_signed_on": "2027-05-10"},
-    ),
-    (
-        1,
-        "depart",
-        COORDINATOR,
-        date(2027, 9, 6),
-        None,
-        {"departed_on": "2027-09-06", "preparation_done": "true"},
-    ),
-    (1, "return_home", COORDINATOR, date(2027, 9, 24), None, {"returned_on": "2027-09-24"}),
-    (2, "depart", COORDINATOR, date(2027, 10, 4), None, {"departed_on": "2027-10-04"}),
-    (2, "return_home", COORDINATOR, date(2027, 10, 15), None, {"returned_on": "2027-10-15"}),
-    (
-        1,
-        "validate",
-        COORDINATOR,
-        date(2027, 11, 2),
-        None,
-        {"europass_ref": "EMD-2027-0001", "participant_report_on": "2027-09-30"},
-    ),
-    (
-        2,
-        "validate",
-        COORDINATOR,
-        date(2027, 11, 2),
-        None,
-        {"europass_ref": "EMD-2027-0002", "participant_report_on": "2027-10-20"},
-    ),
-    (
-        1,
-        "complete",
-        COORDINATOR,
-        date(2027, 12, 1),
-        None,
-        {"dissemination": "Workshop, 12 trainers"},
-    ),
-    (2, "complete", COORDINATOR, date(2027, 12, 1), None, {"dissemination": "Talk at staff day"}),
-    (0, "close", STAFF, date(2029, 7, 1), None, {"final_report_on": "2029-06-20"}),
-]
-
-
 def walk(engine: Engine, done: Imported, steps: int) -> None:
-    """Play the first `steps` steps of the example's story."""
+    """Play the first `steps` steps of the example's story (the demo's)."""
     ids = [done.application, *done.mobilities]
     for index, trigger, actor, day, note, facts in STORY[:steps]:
         advance(engine, ids[index], trigger, actor=actor, on=day, note=note, **facts)

@@ -28,12 +28,12 @@ def test_application_follows_its_mobilities_through_system_triggers(engine):
     assert triggers == [
         ("import", "system"),
         ("submit", "anna.huber@bbz-steyr.example"),
-        ("approve", "officer@na.example"),
+        ("approve", "officer@national-agency.example"),
         ("start_preparation", "anna.huber@bbz-steyr.example"),
         ("mobilities_departed", "system"),
         ("mobilities_returned", "system"),
         ("mobilities_validated", "system"),
-        ("close", "officer@na.example"),
+        ("close", "officer@national-agency.example"),
     ]
 
 

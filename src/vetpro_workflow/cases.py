@@ -69,8 +69,8 @@ def apply(
             f"reload it with 'vetpro case show {case_id}' and try again"
         )
     flow = definition(row.kind)
-    step = possible_step(flow, case_id, row.state, trigger)
     check_role(flow, trigger, who.role, who.email)
+    step = possible_step(flow, case_id, row.state, trigger)
     typed = parse_facts(trigger, step.accepted_facts, facts or {})
     note = note.strip() if note and note.strip() else None
     work = _Work(session=session, clock=clock, staff_email=staff_email)

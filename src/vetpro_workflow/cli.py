@@ -97,10 +97,7 @@ def _options(
         ),
     ] = None,
 ) -> None:
-    try:
-        settings = get_settings()
-    except ValueError as exc:  # pydantic's ValidationError names the VETPRO_ variable
-        raise InvalidInput(f"settings: {' '.join(str(exc).split())}") from None
+    settings = get_settings()
     day = _parse_today(today)
     if isinstance(day, datetime):
         clock = Clock.at(day if day.tzinfo else day.astimezone())

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import InvalidInput
 
 
 class Settings(BaseSettings):
     """Every setting of the application; one instance is passed to whatever needs it."""
 
-    model_config = SettingsConfigDict(env_prefix="VETPRO_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VETPRO_", extra="ignore", env_ignore_empty=True)
 
     database_url: str = "sqlite:///vetpro.db"
     today: date | None = None
@@ -34,4 +36,9 @@ class Settings(BaseSettings):
 
 def get_settings(**overrides: object) -> Settings:
     """Read the settings from the environment, with explicit overrides on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        name = "VETPRO_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise InvalidInput(f"{name}: {first['msg'].removeprefix('Value error, ')}") from None

@@ -48,8 +48,11 @@ def documents(paths: list[Path]) -> tuple[list[Path], bool]:
 def import_one(engine: Engine, path: Path, *, clock: Clock) -> dict[str, Any]:
     """Import one document in one transaction; refused documents write nothing."""
     doc = read_file(path)
-    with writing(engine) as session:
-        done = file_document(session, doc, clock=clock, source=path.name)
+    try:
+        with writing(engine) as session:
+            done = file_document(session, doc, clock=clock, source=path.name)
+    except InvalidInput as exc:  # a clash with the stored organisations or users
+        raise InvalidInput(f"{path}: {exc}") from None
     return {"application": done.application, "mobilities": done.mobilities}
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -68,11 +68,26 @@ def _iso_instant(value: object) -> datetime:
     return instant
 
 
+def _shown(value: object) -> str:
+    """A value as the document wrote it, cut short."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _storable(value: str) -> str:
+    # json.loads lets "\u0000" and lone surrogates ("\ud800") through; databases refuse both.
+    if "\x00" in value or value.encode(errors="ignore").decode() != value:
+        raise ValueError(
+            "contains a NUL character or an unpaired surrogate; use plain Unicode text"
+        )
+    return value
+
+
 def _text(limit: int, *, required: bool) -> Any:
     def check(value: object) -> str:
         if not isinstance(value, str):
-            raise ValueError(f"must be text, not {type(value).__name__}")
-        value = value.strip()
+            raise ValueError(f"must be text, not {_shown(value)}")
+        value = _storable(value.strip())
         if required and not value:
             raise ValueError("must not be empty")
         if len(value) > limit:
@@ -104,7 +119,7 @@ def _country(value: object) -> str:
 def _email(value: object) -> str:
     if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value.strip()):
         raise ValueError(f"{value!r} is not a valid email address")
-    return value.strip().lower()
+    return _storable(value.strip().lower())
 
 
 Name = Annotated[str, _text(200, required=True)]
@@ -132,7 +147,7 @@ class CallDoc(_Doc):
     @model_validator(mode="after")
     def _range(self) -> CallDoc:
         if self.max_days < self.min_days:
-            raise ValueError(f"max_days ({self.max_days}) is below min_days ({self.min_days})")
+            raise ValueError(f"max_days: {self.max_days} is below min_days ({self.min_days})")
         return self
 
 
@@ -154,7 +169,7 @@ class ProjectDoc(_Doc):
     @model_validator(mode="after")
     def _order(self) -> ProjectDoc:
         if self.end_date < self.start_date:
-            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+            raise ValueError(f"end_date: {self.end_date} is before start_date {self.start_date}")
         return self
 
 
@@ -178,7 +193,7 @@ class MobilityDoc(_Doc):
     @model_validator(mode="after")
     def _order(self) -> MobilityDoc:
         if self.end_date < self.start_date:
-            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+            raise ValueError(f"end_date: {self.end_date} is before start_date {self.start_date}")
         return self
 
 
@@ -206,6 +221,20 @@ class ApplicationDoc(_Doc):
         return self
 
 
+_FIELD = re.compile(r"[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*")
+_MESSAGES = {
+    "missing": "is missing",
+    "bool_type": "must be true or false, not {input}",
+    "int_type": "must be a whole number, not {input}",
+    "model_type": "must be an object, not {input}",
+    "list_type": "must be a list, not {input}",
+    "too_short": "has {actual_length} entries; at least {min_length} needed",
+    "too_long": "has {actual_length} entries; at most {max_length} are allowed",
+    "greater_than_equal": "is {input}; the least allowed is {ge}",
+    "less_than_equal": "is {input}; the most allowed is {le}",
+}
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -213,13 +242,23 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _fields(loc: tuple[int | str, ...]) -> str:
+    """The fields of the object holding the last step of `loc`."""
+    model: Any = ApplicationDoc
+    for part in loc[:-1]:
+        if isinstance(part, str):
+            annotation = model.model_fields[part].annotation
+            model = get_args(annotation)[0] if get_origin(annotation) is list else annotation
+    return ", ".join(model.model_fields)
+
+
 def _message(error: Any) -> str:
     kind, msg = error["type"], error["msg"]
-    if kind == "missing":
-        return "is missing"
     if kind == "extra_forbidden":
-        return "is not a field of an application document"
-    return msg.removeprefix("Value error, ")
+        return f"is not a field here; the fields are {_fields(tuple(error['loc']))}"
+    if kind in _MESSAGES:
+        return _MESSAGES[kind].format(**error.get("ctx", {}), input=_shown(error["input"]))
+    return str(msg).removeprefix("Value error, ")
 
 
 def parse(text: str | bytes, *, source: str = "document") -> ApplicationDoc:
@@ -228,26 +267,37 @@ def parse(text: str | bytes, *, source: str = "document") -> ApplicationDoc:
         raise InvalidInput(
             f"{source}: {len(text)} bytes; an application document has at most {MAX_BYTES}"
         )
+    if not text.strip():
+        raise InvalidInput(f"{source}: is empty; an application document is a JSON object")
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = (
-            f" at line {exc.lineno} column {exc.colno}"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
-        )
-        raise InvalidInput(f"{source}: malformed JSON{where}: {getattr(exc, 'msg', exc)}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"{source}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{source}: malformed JSON: not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    except ValueError:  # json.loads refuses integers of thousands of digits
+        raise InvalidInput(f"{source}: malformed JSON: a number is too long") from None
+    except RecursionError:
+        raise InvalidInput(f"{source}: malformed JSON: lists or objects nested too deep") from None
     if not isinstance(data, dict):
-        raise InvalidInput(f"{source}: an application document is a JSON object")
+        raise InvalidInput(
+            f"{source}: an application document is a JSON object, not {_shown(data)}"
+        )
     try:
         return ApplicationDoc.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = _path(tuple(first["loc"]))
-        message = _message(first)
-        if where:
-            message = f"{where}: {message}"
-        raise InvalidInput(f"{source}: {message}") from None
+        where, message = _path(tuple(first["loc"])), _message(first)
+        field, sep, rest = message.partition(": ")
+        if sep and _FIELD.fullmatch(field):  # a check across fields names the field at fault
+            where, message = f"{where}.{field}" if where else field, rest
+        raise InvalidInput(
+            f"{source}: {where}: {message}" if where else f"{source}: {message}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -364,8 +414,9 @@ def _organisation(session: Session, doc: OrganisationDoc, where: str) -> Organis
         session.add(org)
         session.flush()
     elif (org.country, org.type) != (doc.country, doc.type):
+        field = "country" if org.country != doc.country else "type"
         raise InvalidInput(
-            f"{where}: '{doc.name}' is already registered as {org.type} in {org.country}, "
+            f"{where}.{field}: '{doc.name}' is already registered as {org.type} in {org.country}, "
             f"not {doc.type} in {doc.country}"
         )
     return org

@@ -190,7 +190,8 @@ def possible_step(definition: Definition, case_id: int, state: str, trigger: str
     step = definition.step(trigger)
     if step is None:
         raise TransitionRefused(
-            f"'{trigger}' is not a trigger of a {definition.kind}; "
+            f"'{trigger}' is not a trigger of {'an' if definition.kind[0] in 'aeiou' else 'a'} "
+            f"{definition.kind}; "
             f"allowed now for {name}: {_allowed(definition, state)}"
         )
     if state not in step.sources:
@@ -224,4 +225,7 @@ def check_role(definition: Definition, trigger: str, role: str, actor: str) -> N
     step = definition.step(trigger)
     if step is not None and role not in step.who:
         who = " or ".join(ROLE_NAMES[r] for r in step.who)
-        raise NotAllowed(f"'{trigger}' on a {definition.kind} is fired by {who}; {actor} is {role}")
+        article = "an" if definition.kind[0] in "aeiou" else "a"
+        raise NotAllowed(
+            f"'{trigger}' on {article} {definition.kind} is fired by {who}; {actor} is {role}"
+        )

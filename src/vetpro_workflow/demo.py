@@ -1,0 +1,121 @@
+"""The demonstration: the example application walked through every state on a moving clock."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from .cases import Moved, apply
+from .clock import Clock
+from .db import create_schema, make_engine, reading, writing
+from .intake import file_document, parse
+from .models import Outbox
+from .users import add_user
+
+COORDINATOR = "anna.huber@bbz-steyr.example"
+STAFF = "officer@national-agency.example"
+IMPORT_DAY = date(2026, 12, 1)
+
+# The example's story: (case: 0 the application, 1 and 2 its mobilities), trigger, actor, day,
+# note, facts. Dates follow the example: stays in September and October 2027, project to 2029.
+STORY: list[tuple[int, str, str, date, str | None, dict[str, object]]] = [
+    (0, "submit", COORDINATOR, date(2027, 1, 15), None, {}),
+    (0, "approve", STAFF, date(2027, 2, 20), "Clear objectives, sound budget.", {}),
+    (0, "start_preparation", COORDINATOR, date(2027, 3, 10), None,
+     {"grant_agreement_signed_on": "2027-03-10"}),
+    (1, "start_preparation", COORDINATOR, date(2027, 5, 10), None,
+     {"agreement_signed_on": "2027-05-10"}),
+    (2, "start_preparation", COORDINATOR, date(2027, 5, 10), None,
+     {"agreement_signed_on": "2027-05-10"}),
+    (1, "depart", COORDINATOR, date(2027, 9, 6), None,
+     {"departed_on": "2027-09-06", "preparation_done": "true"}),
+    (1, "return_home", COORDINATOR, date(2027, 9, 24), None, {"returned_on": "2027-09-24"}),
+    (2, "depart", COORDINATOR, date(2027, 10, 4), None, {"departed_on": "2027-10-04"}),
+    (2, "return_home", COORDINATOR, date(2027, 10, 15), None, {"returned_on": "2027-10-15"}),
+    (1, "validate", COORDINATOR, date(2027, 11, 2), None,
+     {"europass_ref": "EMD-2027-0001", "participant_report_on": "2027-09-30"}),
+    (2, "validate", COORDINATOR, date(2027, 11, 2), None,
+     {"europass_ref": "EMD-2027-0002", "participant_report_on": "2027-10-20"}),
+    (1, "complete", COORDINATOR, date(2027, 12, 1), None,
+     {"dissemination": "Workshop for 12 welding trainers"}),
+    (2, "complete", COORDINATOR, date(2027, 12, 1), None,
+     {"dissemination": "Talk at the school's staff day"}),
+    (0, "close", STAFF, date(2029, 7, 1), None, {"final_report_on": "2029-06-20"}),
+]
+
+
+def example_document() -> str:
+    """The example application document shipped with the package."""
+    return resources.files(__package__).joinpath("examples/application.json").read_text()
+
+
+@dataclass
+class Story:
+    """What the demo did: the moves in order and the mail it enqueued."""
+
+    database: str
+    moves: list[tuple[date, Moved]] = field(default_factory=list)
+    mail: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "timeline": [
+                {"date": day.isoformat(), "case": m.case_id, "kind": m.kind, "trigger": m.trigger,
+                 "source": m.source, "dest": m.dest, "actor": m.actor}
+                for day, m in self.moves
+            ],
+            "outbox": self.mail,
+        }
+
+    def text(self) -> str:
+        lines = ["Timeline", f"{'date':<10}  {'case':<14}  {'trigger':<20}  {'move':<30}  actor"]
+        for day, m in self.moves:
+            case = f"{m.kind} {m.case_id}"
+            lines.append(f"{day}  {case:<14}  {m.trigger:<20}  "
+                         f"{m.source + ' -> ' + m.dest:<30}  {m.actor}")
+        lines += ["", f"Outbox ({len(self.mail)} notifications waiting to be sent)"]
+        lines += [f"  {r['to']:<34} {r['kind']:<28} case {r['case']}" for r in self.mail]
+        lines += ["", f"Database: {self.database}"]
+        return "\n".join(lines)
+
+
+def run_demo(workdir: Path) -> Story:
+    """Start from an empty store in `workdir`, import the example and play its whole story."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    url = f"sqlite:///{(workdir / 'vetpro-demo.db').resolve()}"
+    engine = make_engine(url)
+    try:
+        create_schema(engine)
+        with writing(engine) as session:
+            done = file_document(session, parse(example_document()), clock=Clock.on(IMPORT_DAY),
+                                 source="application.json")
+            add_user(session, email=STAFF, role="staff", name="Programme officer")
+        ids = [done.application, *done.mobilities]
+        story = Story(database=url.removeprefix("sqlite:///"))
+        for index, trigger, actor, day, note, facts in STORY:
+            with writing(engine) as session:
+                moves = apply(session=session, case_id=ids[index], trigger=trigger, actor=actor,
+                              clock=Clock.on(day), facts=facts, note=note)
+            story.moves += [(day, m) for m in moves]
+        with reading(engine) as session:
+            rows = session.execute(select(Outbox).order_by(Outbox.id)).scalars()
+            story.mail = [{"to": r.recipient, "kind": r.kind, "case": r.case_id,
+                           "status": r.status, "context": r.context} for r in rows]
+        return story
+    finally:
+        engine.dispose()
+
+
+def story_json(story: Story) -> str:
+    """The story as one JSON document."""
+    return json.dumps(story.as_json(), default=str, indent=2)

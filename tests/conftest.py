@@ -15,6 +15,8 @@ POSTGRES_URL = os.environ.get(
     "VETPRO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("VETPRO_REQUIRE_POSTGRES") == "1"
+# Each test run works in a schema of its own, so two runs on one server never meet.
+SCHEMA = f"vetpro_test_{os.getpid()}"
 _postgres_error: list[str] = []
 
 
@@ -23,8 +25,9 @@ def _postgres_reachable() -> str | None:
     if not _postgres_error:
         engine = make_engine(POSTGRES_URL)
         try:
-            with engine.connect() as conn:
-                conn.execute(text("select 1"))
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+                conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
             _postgres_error.append("")
         except Exception as exc:  # any failure to connect means: no PostgreSQL here
             _postgres_error.append(" ".join(str(exc).split())[:200])
@@ -41,12 +44,23 @@ def postgres_engine() -> Engine:
         if REQUIRE_POSTGRES:
             pytest.fail(message + "; VETPRO_REQUIRE_POSTGRES=1 requires it")
         pytest.skip(message + "; set VETPRO_TEST_POSTGRES_URL to run these tests")
-    engine = make_engine(POSTGRES_URL)
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    engine = make_engine(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{SCHEMA}")
     create_schema(engine)
     tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return engine
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_schema() -> Iterator[None]:
+    yield
+    if _postgres_error and not _postgres_error[0]:
+        engine = make_engine(POSTGRES_URL)
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        engine.dispose()
 
 
 @pytest.fixture

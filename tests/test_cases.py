@@ -268,6 +268,17 @@ def test_cancelling_the_last_mobility_abroad_moves_the_project_to_validation(eng
     assert state_of(engine, done.application) == "validation"
 
 
+def test_a_project_whose_every_mobility_is_cancelled_goes_to_its_final_report(engine):
+    done = import_doc(engine)
+    walk(engine, done, 3)
+    for m in done.mobilities:
+        advance(engine, m, "cancel", on=date(2027, 4, 1), note="Host closed its simulator lab.")
+    assert state_of(engine, done.application) == "dissemination"
+    advance(engine, done.application, "close", actor=STAFF, on=date(2029, 7, 1),
+            final_report_on="2029-06-20")
+    assert state_of(engine, done.application) == "closed"
+
+
 def test_ids_are_unique_across_applications_and_mobilities(engine):
     first = import_doc(engine)
     second = import_doc(engine)

@@ -183,4 +183,7 @@ def test_the_demo_walks_the_example_to_closed(tmp_path):
     moves = [(m["case"], m["dest"]) for m in story["timeline"]]
     assert moves[-1] == (1, "closed")
     assert {(2, "completed"), (3, "completed"), (1, "dissemination")} <= set(moves)
-    assert len(story["outbox"]) == 9
+    assert {(4, "rejected"), (5, "cancelled"), (6, "cancelled")} <= set(moves)
+    assert [(r["case"], r["trigger"]) for r in story["refused"]] == [
+        (1, "approve"), (2, "start_preparation"), (2, "depart"), (1, "close")]
+    assert len(story["outbox"]) == 11

@@ -61,6 +61,9 @@ APPLICATION_MOVES: dict[tuple[str, str], str] = {
     ("preparation", "mobilities_departed"): "abroad",
     ("abroad", "mobilities_returned"): "validation",
     ("validation", "mobilities_validated"): "dissemination",
+    # Our design where DOMAIN.md is silent: a project whose every mobility was cancelled before
+    # anyone left goes straight to its final report.
+    ("preparation", "mobilities_cancelled"): "dissemination",
     ("dissemination", "close"): "closed",
 }
 MOBILITY_MOVES: dict[tuple[str, str], str] = {
@@ -88,6 +91,7 @@ WHO: dict[str, dict[str, set[str]]] = {
         "mobilities_departed": {"system"},
         "mobilities_returned": {"system"},
         "mobilities_validated": {"system"},
+        "mobilities_cancelled": {"system"},
         "close": {"staff"},
     },
     "mobility": {
@@ -254,8 +258,11 @@ def given(kind: str, trigger: str, **facts: Any) -> Given:
     supplied.update(facts)
     note = "Reason given by hand" if (kind, trigger) in NOTE_REQUIRED else None
     if (kind, trigger) == ("application", "submit"):
-        return Given(facts=supplied, note=note, today=SUBMIT_NOW.date(), now=SUBMIT_NOW)
-    return Given(facts=supplied, note=note, today=TODAY, now=NOW)
+        return Given(
+            facts=supplied, note=note, today=SUBMIT_NOW.date(), now=SUBMIT_NOW,
+            fresh=frozenset(supplied),
+        )
+    return Given(facts=supplied, note=note, today=TODAY, now=NOW, fresh=frozenset(supplied))
 
 
 def refusal(kind: str, case: Any, trigger: str, g: Given) -> str:
@@ -306,6 +313,8 @@ def test_every_trigger_from_every_state_moves_as_the_spec_says_or_is_refused(
     kind: str, state: str, trigger: str
 ) -> None:
     case = a_case(kind, state)
+    if trigger == "mobilities_cancelled":
+        case = replace(case, mobilities=(a_mobility("cancelled", application_state=state),))
     expected = MOVES[kind].get((state, trigger))
     if expected is not None:
         assert fire(DEFINITIONS[kind], case, trigger, given(kind, trigger)) == expected
@@ -688,7 +697,9 @@ def test_a_mobility_can_return_on_the_day_it_departed() -> None:
 
 def test_a_project_does_not_go_abroad_before_one_of_its_mobilities_departed() -> None:
     app = replace(an_application("preparation"), mobilities=mobilities("preparation", "approved"))
-    message = refusal("application", app, "mobilities_departed", given("application", "x"))
+    message = refusal(
+        "application", app, "mobilities_departed", given("application", "mobilities_departed")
+    )
     assert "one mobility abroad" in message
 
 
@@ -700,7 +711,9 @@ def test_a_project_goes_abroad_with_its_first_departure() -> None:
 
 def test_a_project_stays_abroad_while_one_mobility_has_not_returned() -> None:
     app = replace(an_application("abroad"), mobilities=mobilities("validation", "abroad"))
-    message = refusal("application", app, "mobilities_returned", given("application", "x"))
+    message = refusal(
+        "application", app, "mobilities_returned", given("application", "mobilities_returned")
+    )
     assert "every mobility returned" in message
 
 
@@ -714,7 +727,9 @@ def test_a_project_stays_in_validation_while_one_mobility_is_not_validated() -> 
     app = replace(
         an_application("validation"), mobilities=mobilities("dissemination", "validation")
     )
-    message = refusal("application", app, "mobilities_validated", given("application", "x"))
+    message = refusal(
+        "application", app, "mobilities_validated", given("application", "mobilities_validated")
+    )
     assert "every mobility validated" in message
 
 
@@ -880,7 +895,9 @@ def test_the_application_carries_its_mobilities_by_system_triggers_from_matching
         assert application.CARRIES[app_trigger] == m_trigger
         assert "system" in WHO["mobility"][m_trigger]
         check_role(mobility.DEFINITION, m_trigger, "system", "the system")
-        moved = fire(mobility.DEFINITION, a_mobility(before), m_trigger, given("mobility", "x"))
+        moved = fire(
+            mobility.DEFINITION, a_mobility(before), m_trigger, given("mobility", m_trigger)
+        )
         assert moved == after
     for ending in ("reject", "withdraw"):
         m_trigger = application.CARRIES[ending]
@@ -987,3 +1004,15 @@ def test_a_finished_mobility_has_no_next_step(state: str) -> None:
     step = steps.next_step(a_mobility(state))
     assert (step.who, step.due) == (None, None)
     assert state in step.text
+
+
+def test_a_project_waits_in_preparation_while_one_mobility_is_not_cancelled() -> None:
+    app = replace(
+        an_application("preparation"),
+        mobilities=(
+            a_mobility("cancelled", application_state="preparation"),
+            a_mobility("preparation", application_state="preparation"),
+        ),
+    )
+    message = refusal("application", app, "mobilities_cancelled", given("application", "close"))
+    assert "needs every mobility cancelled" in message

@@ -58,23 +58,30 @@ def apply(
 ) -> list[Moved]:
     """Fire a trigger on a case and commit; the moves made (the case's own first)."""
     who = actor if isinstance(actor, Actor) else resolve(session, actor)
-    row = session.get(Case, case_id, populate_existing=True)
+    row = session.get(Case, case_id)
     if row is None:
         raise NotFound(f"case {case_id} does not exist; 'vetpro case list' shows the cases")
     label = f"{row.kind.capitalize()} {case_id}"
     check_scope(session, who, case_label=label, organisation_id=row.organisation_id)
-    if expected_version is not None and row.version != expected_version:
-        raise ConflictError(
-            f"{label} changed meanwhile (version {row.version}, you had {expected_version}); "
-            f"reload it with 'vetpro case show {case_id}' and try again"
-        )
     flow = definition(row.kind)
     check_role(flow, trigger, who.role, who.email)
-    step = possible_step(flow, case_id, row.state, trigger)
+    subject = (
+        dossiers.load_application(session, case_id)
+        if row.kind == "application"
+        else dossiers.load_mobility(session, case_id)
+    )
+    # The version compared is the one read with the state the guards see; the UPDATE compares
+    # it again, so a change committed in between is a conflict, never a silent overwrite.
+    if expected_version is not None and subject.version != expected_version:
+        raise ConflictError(
+            f"{label} changed meanwhile (version {subject.version}, you had {expected_version}); "
+            f"reload it with 'vetpro case show {case_id}' and try again"
+        )
+    step = possible_step(flow, case_id, subject.state, trigger)
     typed = parse_facts(trigger, step.accepted_facts, facts or {})
     note = note.strip() if note and note.strip() else None
     work = _Work(session=session, clock=clock, staff_email=staff_email)
-    work.move(dossiers.load(session, case_id), trigger, who, typed, note, carried=False)
+    work.move(subject, trigger, who, typed, note, carried=False)
     session.commit()
     return work.moves
 
@@ -144,7 +151,13 @@ class _Work:
 
     def _given(self, subject: Any, facts: dict[str, Any], note: str | None) -> Given:
         merged = {**subject.facts, **facts}
-        return Given(facts=merged, note=note, today=self.clock.today, now=self.clock.now)
+        return Given(
+            facts=merged,
+            note=note,
+            today=self.clock.today,
+            now=self.clock.now,
+            fresh=frozenset(facts),
+        )
 
     def _enqueue(
         self, after: ApplicationFile | MobilityFile, trigger: str, note: str | None

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from .cases import Moved, apply
 from .clock import Clock
 from .db import create_schema, make_engine, reading, writing
+from .errors import VetproError
 from .intake import file_document, parse
 from .models import Outbox
 from .users import add_user
@@ -28,26 +29,96 @@ IMPORT_DAY = date(2026, 12, 1)
 STORY: list[tuple[int, str, str, date, str | None, dict[str, object]]] = [
     (0, "submit", COORDINATOR, date(2027, 1, 15), None, {}),
     (0, "approve", STAFF, date(2027, 2, 20), "Clear objectives, sound budget.", {}),
-    (0, "start_preparation", COORDINATOR, date(2027, 3, 10), None,
-     {"grant_agreement_signed_on": "2027-03-10"}),
-    (1, "start_preparation", COORDINATOR, date(2027, 5, 10), None,
-     {"agreement_signed_on": "2027-05-10"}),
-    (2, "start_preparation", COORDINATOR, date(2027, 5, 10), None,
-     {"agreement_signed_on": "2027-05-10"}),
-    (1, "depart", COORDINATOR, date(2027, 9, 6), None,
-     {"departed_on": "2027-09-06", "preparation_done": "true"}),
+    (
+        0,
+        "start_preparation",
+        COORDINATOR,
+        date(2027, 3, 10),
+        None,
+        {"grant_agreement_signed_on": "2027-03-10"},
+    ),
+    (
+        1,
+        "start_preparation",
+        COORDINATOR,
+        date(2027, 5, 10),
+        None,
+        {"agreement_signed_on": "2027-05-10"},
+    ),
+    (
+        2,
+        "start_preparation",
+        COORDINATOR,
+        date(2027, 5, 10),
+        None,
+        {"agreement_signed_on": "2027-05-10"},
+    ),
+    (
+        1,
+        "depart",
+        COORDINATOR,
+        date(2027, 9, 6),
+        None,
+        {"departed_on": "2027-09-06", "preparation_done": "true"},
+    ),
     (1, "return_home", COORDINATOR, date(2027, 9, 24), None, {"returned_on": "2027-09-24"}),
     (2, "depart", COORDINATOR, date(2027, 10, 4), None, {"departed_on": "2027-10-04"}),
     (2, "return_home", COORDINATOR, date(2027, 10, 15), None, {"returned_on": "2027-10-15"}),
-    (1, "validate", COORDINATOR, date(2027, 11, 2), None,
-     {"europass_ref": "EMD-2027-0001", "participant_report_on": "2027-09-30"}),
-    (2, "validate", COORDINATOR, date(2027, 11, 2), None,
-     {"europass_ref": "EMD-2027-0002", "participant_report_on": "2027-10-20"}),
-    (1, "complete", COORDINATOR, date(2027, 12, 1), None,
-     {"dissemination": "Workshop for 12 welding trainers"}),
-    (2, "complete", COORDINATOR, date(2027, 12, 1), None,
-     {"dissemination": "Talk at the school's staff day"}),
+    (
+        1,
+        "validate",
+        COORDINATOR,
+        date(2027, 11, 2),
+        None,
+        {"europass_ref": "EMD-2027-0001", "participant_report_on": "2027-09-30"},
+    ),
+    (
+        2,
+        "validate",
+        COORDINATOR,
+        date(2027, 11, 2),
+        None,
+        {"europass_ref": "EMD-2027-0002", "participant_report_on": "2027-10-20"},
+    ),
+    (
+        1,
+        "complete",
+        COORDINATOR,
+        date(2027, 12, 1),
+        None,
+        {"dissemination": "Workshop for 12 welding trainers"},
+    ),
+    (
+        2,
+        "complete",
+        COORDINATOR,
+        date(2027, 12, 1),
+        None,
+        {"dissemination": "Talk at the school's staff day"},
+    ),
     (0, "close", STAFF, date(2029, 7, 1), None, {"final_report_on": "2029-06-20"}),
+]
+
+
+# Mistakes made on the way, tried just before the story step of the same index: each is refused
+# with the rule it breaks, and changes nothing.
+MISTAKES: dict[int, tuple[int, str, str, date, str | None, dict[str, object]]] = {
+    1: (0, "approve", STAFF, date(2027, 2, 20), None, {}),
+    2: (
+        1,
+        "start_preparation",
+        COORDINATOR,
+        date(2027, 3, 1),
+        None,
+        {"agreement_signed_on": "2027-03-01"},
+    ),
+    5: (1, "depart", COORDINATOR, date(2027, 9, 6), None, {"departed_on": "2027-09-06"}),
+    13: (0, "close", STAFF, date(2029, 7, 1), None, {}),
+}
+# A second project, filed late: rejected, its mobilities cancelled with it.
+SECOND: list[tuple[int, str, str, date, str | None, dict[str, object]]] = [
+    (0, "submit", COORDINATOR, date(2027, 1, 30), None, {}),
+    (0, "reject", STAFF, date(2027, 3, 1), "Duplicate of application 1.", {}),
 ]
 
 
@@ -62,15 +133,27 @@ class Story:
 
     database: str
     moves: list[tuple[date, Moved]] = field(default_factory=list)
+    refusals: list[tuple[date, int, str, str]] = field(default_factory=list)
     mail: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "database": self.database,
             "timeline": [
-                {"date": day.isoformat(), "case": m.case_id, "kind": m.kind, "trigger": m.trigger,
-                 "source": m.source, "dest": m.dest, "actor": m.actor}
+                {
+                    "date": day.isoformat(),
+                    "case": m.case_id,
+                    "kind": m.kind,
+                    "trigger": m.trigger,
+                    "source": m.source,
+                    "dest": m.dest,
+                    "actor": m.actor,
+                }
                 for day, m in self.moves
+            ],
+            "refused": [
+                {"date": day.isoformat(), "case": case, "trigger": trigger, "error": error}
+                for day, case, trigger, error in self.refusals
             ],
             "outbox": self.mail,
         }
@@ -79,8 +162,14 @@ class Story:
         lines = ["Timeline", f"{'date':<10}  {'case':<14}  {'trigger':<20}  {'move':<30}  actor"]
         for day, m in self.moves:
             case = f"{m.kind} {m.case_id}"
-            lines.append(f"{day}  {case:<14}  {m.trigger:<20}  "
-                         f"{m.source + ' -> ' + m.dest:<30}  {m.actor}")
+            lines.append(
+                f"{day}  {case:<14}  {m.trigger:<20}  {m.source + ' -> ' + m.dest:<30}  {m.actor}"
+            )
+        lines += ["", "Refused on the way (nothing was written)"]
+        lines += [
+            f"{day}  case {case:<3} {trigger:<18} {error}"
+            for day, case, trigger, error in self.refusals
+        ]
         lines += ["", f"Outbox ({len(self.mail)} notifications waiting to be sent)"]
         lines += [f"  {r['to']:<34} {r['kind']:<28} case {r['case']}" for r in self.mail]
         lines += ["", f"Database: {self.database}"]
@@ -97,23 +186,67 @@ def run_demo(workdir: Path) -> Story:
     try:
         create_schema(engine)
         with writing(engine) as session:
-            done = file_document(session, parse(example_document()), clock=Clock.on(IMPORT_DAY),
-                                 source="application.json")
+            done = file_document(
+                session,
+                parse(example_document()),
+                clock=Clock.on(IMPORT_DAY),
+                source="application.json",
+            )
             add_user(session, email=STAFF, role="staff", name="Programme officer")
-        ids = [done.application, *done.mobilities]
+            second = file_document(
+                session,
+                parse(example_document()),
+                clock=Clock.on(IMPORT_DAY),
+                source="application.json",
+            )
         story = Story(database=url.removeprefix("sqlite:///"))
-        for index, trigger, actor, day, note, facts in STORY:
-            with writing(engine) as session:
-                moves = apply(session=session, case_id=ids[index], trigger=trigger, actor=actor,
-                              clock=Clock.on(day), facts=facts, note=note)
-            story.moves += [(day, m) for m in moves]
+        ids = [done.application, *done.mobilities]
+        for number, step in enumerate(STORY):
+            if number in MISTAKES:
+                _play(engine, story, ids, MISTAKES[number])
+            _play(engine, story, ids, step)
+        for step in SECOND:
+            _play(engine, story, [second.application, *second.mobilities], step)
+        story.moves.sort(key=lambda move: move[0])
         with reading(engine) as session:
             rows = session.execute(select(Outbox).order_by(Outbox.id)).scalars()
-            story.mail = [{"to": r.recipient, "kind": r.kind, "case": r.case_id,
-                           "status": r.status, "context": r.context} for r in rows]
+            story.mail = [
+                {
+                    "to": r.recipient,
+                    "kind": r.kind,
+                    "case": r.case_id,
+                    "status": r.status,
+                    "context": r.context,
+                }
+                for r in rows
+            ]
         return story
     finally:
         engine.dispose()
+
+
+def _play(
+    engine: Any,
+    story: Story,
+    ids: list[int],
+    step: tuple[int, str, str, date, str | None, dict[str, object]],
+) -> None:
+    index, trigger, actor, day, note, facts = step
+    try:
+        with writing(engine) as session:
+            moves = apply(
+                session=session,
+                case_id=ids[index],
+                trigger=trigger,
+                actor=actor,
+                clock=Clock.on(day),
+                facts=facts,
+                note=note,
+            )
+    except VetproError as exc:
+        story.refusals.append((day, ids[index], trigger, str(exc)))
+        return
+    story.moves += [(day, m) for m in moves]
 
 
 def story_json(story: Story) -> str:

@@ -265,7 +265,7 @@ def parse(text: str | bytes, *, source: str = "document") -> ApplicationDoc:
     """A validated application document, or InvalidInput naming the field at fault."""
     if len(text) > MAX_BYTES:
         raise InvalidInput(
-            f"{source}: {len(text)} bytes; an application document has at most {MAX_BYTES}"
+            f"{source}: more than {MAX_BYTES} bytes; an application document has at most that"
         )
     if not text.strip():
         raise InvalidInput(f"{source}: is empty; an application document is a JSON object")
@@ -311,7 +311,8 @@ class Imported:
 def read_file(path: Path) -> ApplicationDoc:
     """Read and validate one document file."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = file.read(MAX_BYTES + 1)  # enough to refuse a larger file without reading it all
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot be read ({exc.strerror})") from None
     return parse(raw, source=str(path))

@@ -98,6 +98,13 @@ TRANSITIONS: list[dict[str, object]] = [
         "conditions": ["all_validated"],
     },
     {
+        "trigger": "mobilities_cancelled",
+        "source": "preparation",
+        "dest": "dissemination",
+        "who": ["system"],
+        "conditions": ["all_cancelled"],
+    },
+    {
         "trigger": "close",
         "source": "dissemination",
         "dest": "closed",
@@ -121,6 +128,8 @@ FOLLOWS: dict[str, tuple[str, ...]] = {
     "mobilities_departed": ("depart",),
     "mobilities_returned": ("return_home", "cancel"),
     "mobilities_validated": ("validate", "cancel"),
+    # Every mobility cancelled before anyone left: nothing to wait for but the final report.
+    "mobilities_cancelled": ("cancel",),
 }
 
 _GONE = ("abroad", "validation", "dissemination", "completed")
@@ -147,11 +156,14 @@ def project_period(a: ApplicationFile, given: Given) -> str | None:
     months = (a.end_date.year - a.start_date.year) * 12 + a.end_date.month - a.start_date.month
     if a.end_date.day >= a.start_date.day:
         months += 1  # a started month counts whole: 2027-06-01 to 2029-05-31 is 24 months
+    problems = []
     if a.start_date < a.earliest_start:
-        return f"needs a project start on or after {a.earliest_start} (the call's earliest start)"
+        problems.append(
+            f"a project start on or after {a.earliest_start} (the call's earliest start)"
+        )
     if months > a.max_project_months:
-        return f"needs a project of at most {a.max_project_months} months (it lasts {months})"
-    return None
+        problems.append(f"a project of at most {a.max_project_months} months (it lasts {months})")
+    return "needs " + " and ".join(problems) if problems else None
 
 
 def partner_abroad(a: ApplicationFile, given: Given) -> str | None:
@@ -228,6 +240,13 @@ def all_validated(a: ApplicationFile, given: Given) -> str | None:
     return "needs every mobility validated"
 
 
+def all_cancelled(a: ApplicationFile, given: Given) -> str | None:
+    """Every mobility of the project was cancelled."""
+    if a.mobilities and not a.active_mobilities():
+        return None
+    return "needs every mobility cancelled"
+
+
 def mobilities_finished(a: ApplicationFile, given: Given) -> str | None:
     """Every mobility is completed or cancelled."""
     open_ = [str(m.id) for m in a.mobilities if m.state not in ("completed", "cancelled")]
@@ -263,6 +282,7 @@ DEFINITION = Definition(
         "one_departed": one_departed,
         "all_returned": all_returned,
         "all_validated": all_validated,
+        "all_cancelled": all_cancelled,
         "mobilities_finished": mobilities_finished,
         "participant_reports_received": participant_reports_received,
     },

@@ -89,3 +89,4 @@ class Given:
     note: str | None
     today: date
     now: datetime
+    fresh: frozenset[str] = frozenset()  # the facts given with this trigger, not recorded before

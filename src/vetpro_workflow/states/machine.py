@@ -150,20 +150,19 @@ class Workflow:
 
 def refusals(step: Step, definition: Definition, subject: Any, given: Given) -> list[str]:
     """The reasons a step cannot happen now (empty when every rule holds)."""
-    reasons = [
+    missing = [
         f"{name} ({'YYYY-MM-DD' if FACT_TYPES[name] == 'date' else FACT_TYPES[name]})"
         for name in step.required_facts
         if given.facts.get(name) in (None, "")
     ]
     if step.note and not (given.note or "").strip():
-        reasons.append("a note (--note) saying " + _NOTE_PURPOSE.get(step.trigger, "why"))
-    if reasons:
-        return ["needs " + ", ".join(reasons)]
-    for name, value in given.facts.items():
-        if isinstance(value, date) and value > given.today:
-            reasons.append(
-                f"needs {name} not in the future ({value} is after today, {given.today})"
-            )
+        missing.append("a note (--note) saying " + _NOTE_PURPOSE.get(step.trigger, "why"))
+    reasons = ["needs " + ", ".join(missing)] if missing else []
+    reasons += [
+        f"needs {name} not in the future ({value} is after today, {given.today})"
+        for name in given.fresh
+        if isinstance(value := given.facts.get(name), date) and value > given.today
+    ]
     for name in step.conditions:
         reason = definition.guards[name](subject, given)
         if reason:
@@ -181,7 +180,13 @@ _NOTE_PURPOSE = {
 
 
 def _allowed(definition: Definition, state: str) -> str:
-    return ", ".join(definition.triggers_from(state)) or "none (the case is finished)"
+    human = definition.triggers_from(state)
+    if human:
+        return ", ".join(human)
+    automatic = definition.triggers_from(state, human=False)
+    if automatic:
+        return f"none by hand (it moves on by itself: {', '.join(automatic)})"
+    return "none (the case is finished)"
 
 
 def possible_step(definition: Definition, case_id: int, state: str, trigger: str) -> Step:
@@ -190,9 +195,9 @@ def possible_step(definition: Definition, case_id: int, state: str, trigger: str
     step = definition.step(trigger)
     if step is None:
         raise TransitionRefused(
-            f"'{trigger}' is not a trigger of {'an' if definition.kind[0] in 'aeiou' else 'a'} "
-            f"{definition.kind}; "
-            f"allowed now for {name}: {_allowed(definition, state)}"
+            f"{name} is in '{state}'; '{trigger}' is not a trigger of "
+            f"{'an' if definition.kind[0] in 'aeiou' else 'a'} {definition.kind}. "
+            f"Allowed now: {_allowed(definition, state)}."
         )
     if state not in step.sources:
         raise TransitionRefused(

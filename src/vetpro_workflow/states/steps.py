@@ -67,10 +67,17 @@ def for_application(a: ApplicationFile) -> NextStep:
                 last,
             )
         case "validation":
+            returns = [
+                m.facts.get("returned_on", m.end_date)
+                for m in a.active_mobilities()
+                if m.state == "validation"
+            ]
+            due = min(returns, default=a.end_date) + timedelta(days=VALIDATION_DAYS)
             return NextStep(
-                "The coordinator validates each participant's competences (Europass reference) "
-                "and collects the participant reports.",
+                f"The coordinator validates each participant's competences (Europass reference) "
+                f"and collects the participant reports, the first by {due}.",
                 "coordinator",
+                due,
             )
         case "dissemination":
             due = final_report_due(a)

@@ -41,7 +41,8 @@ from sqlalchemy import Engine
 from vetpro_workflow.cases import apply
 from vetpro_workflow.clock import Clock
 from vetpro_workflow.db import create_schema, make_engine, writing
-from vetpro_workflow.intake import file_document, parse
+from vetpro_workflow.filing import file_document
+from vetpro_workflow.intake import parse
 
 TARGET = 0.05  # the acceptance: service rate / raw rate
 COORDINATOR = "anna.huber@bbz-steyr.example"

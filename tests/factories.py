@@ -15,7 +15,8 @@ from vetpro_workflow.cases import Moved, apply
 from vetpro_workflow.clock import Clock
 from vetpro_workflow.db import reading, writing
 from vetpro_workflow.demo import COORDINATOR, STAFF, STORY
-from vetpro_workflow.intake import Imported, file_document, parse
+from vetpro_workflow.filing import Imported, file_document
+from vetpro_workflow.intake import parse
 from vetpro_workflow.models import SQLModel
 from vetpro_workflow.users import add_user
 

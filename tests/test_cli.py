@@ -51,9 +51,14 @@ def test_importing_one_file_prints_the_new_case_ids(imported):
 
 def test_case_show_gives_state_version_allowed_triggers_next_step_and_mobilities(vetpro, imported):
     case = as_json(vetpro("--today", "2027-01-10", "case", "show", "1", "--json"))
-    assert (case["id"], case["kind"], case["state"], case["version"]) == (1, "application", "drafted", 1)
+    assert (case["id"], case["kind"], case["state"], case["version"]) == (
+        1,
+        "application",
+        "drafted",
+        1,
+    )
     assert case["allowed_triggers"] == ["submit", "withdraw"]
-    assert "submits the application before the call deadline, 2027-02-01 11:00 UTC" in case["next_step"]
+    assert "before the call deadline, 2027-02-01 12:00 Brussels time" in case["next_step"]
     assert [m["id"] for m in case["mobilities"]] == [2, 3]
     mobility = as_json(vetpro("case", "show", "2", "--json"))
     assert mobility["application_id"] == 1 and mobility["participant"] == "Markus Leitner"
@@ -61,19 +66,52 @@ def test_case_show_gives_state_version_allowed_triggers_next_step_and_mobilities
 
 
 def test_advance_moves_the_case_and_prints_it_after_the_move(vetpro, imported):
-    case = as_json(vetpro("--today", "2027-01-15", "case", "advance", "1", "submit",
-                          "--actor", COORDINATOR, "--json"))
+    case = as_json(
+        vetpro(
+            "--today",
+            "2027-01-15",
+            "case",
+            "advance",
+            "1",
+            "submit",
+            "--actor",
+            COORDINATOR,
+            "--json",
+        )
+    )
     assert (case["state"], case["version"]) == ("submitted", 2)
     assert [m["state"] for m in case["mobilities"]] == ["submitted", "submitted"]
 
 
 def test_advance_takes_facts_with_set_and_records_them(vetpro, imported):
     vetpro("--today", "2027-01-15", "case", "advance", "1", "submit", "--actor", COORDINATOR)
-    vetpro("--today", "2027-02-20", "case", "advance", "1", "approve", "--actor", STAFF,
-           "--note", "Sound plan.")
-    case = as_json(vetpro("--today", "2027-03-10", "case", "advance", "1", "start_preparation",
-                          "--actor", COORDINATOR, "--set", "grant_agreement_signed_on=2027-03-09",
-                          "--json"))
+    vetpro(
+        "--today",
+        "2027-02-20",
+        "case",
+        "advance",
+        "1",
+        "approve",
+        "--actor",
+        STAFF,
+        "--note",
+        "Sound plan.",
+    )
+    case = as_json(
+        vetpro(
+            "--today",
+            "2027-03-10",
+            "case",
+            "advance",
+            "1",
+            "start_preparation",
+            "--actor",
+            COORDINATOR,
+            "--set",
+            "grant_agreement_signed_on=2027-03-09",
+            "--json",
+        )
+    )
     assert case["facts"] == {"grant_agreement_signed_on": "2027-03-09"}
     history = as_json(vetpro("case", "history", "1", "--json"))
     assert [(e["trigger"], e["source"], e["dest"], e["actor"]) for e in history] == [
@@ -87,34 +125,57 @@ def test_advance_takes_facts_with_set_and_records_them(vetpro, imported):
     assert history[3]["at"].startswith("2027-03-10")
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["case", "advance", "1", "approve", "--actor", COORDINATOR, "--note", "x"], 1,
-     "'approve' on an application is fired by NA staff"),
-    (["case", "advance", "1", "fly", "--actor", COORDINATOR], 1, "'fly' is not a trigger"),
-    (["case", "advance", "1", "submit", "--actor", "ghost@x.example"], 1, "unknown actor"),
-    (["case", "advance", "1", "submit", "--actor", COORDINATOR, "--if-version", "4"], 3,
-     "changed meanwhile (version 1, you had 4)"),
-    (["case", "advance", "1", "submit", "--actor", COORDINATOR, "--set", "oops"], 1,
-     "--set: 'oops' is not KEY=VALUE"),
-    (["case", "advance", "9", "submit", "--actor", COORDINATOR], 1, "case 9 does not exist"),
-    (["--today", "2027-02-02", "case", "advance", "1", "submit", "--actor", COORDINATOR], 1,
-     "call deadline"),
-    (["--today", "2027-02-30", "case", "show", "1"], 1, "--today: '2027-02-30' is not a date"),
-    (["case", "show", "one"], 2, "Invalid value for 'ID'"),
-    (["case", "list", "--kind", "project"], 1, "--kind: 'project' is not a kind of case"),
-    (["case", "list", "--state", "flying"], 1, "--state: 'flying' is not a state"),
-    (["user", "add", "not-an-email", "--role", "staff"], 1, "is not a valid email address"),
-    (["user", "add", "x@y.example", "--role", "admin"], 1, "--role: 'admin' is not a role"),
-    (["user", "add", "x@y.example", "--role", "coordinator"], 1, "--org: a coordinator belongs"),
-    (["user", "add", "x@y.example", "--role", "coordinator", "--org", "Nope"], 1,
-     "no organisation is named 'Nope'"),
-    (["user", "add", STAFF, "--role", "staff"], 1, "is already registered"),
-    (["diagram", "project"], 1, "KIND: 'project' is not a kind of case"),
-    (["case", "history", "77"], 1, "case 77 does not exist"),
-    (["case", "frobnicate"], 2, "No such command 'frobnicate'"),
-])
-def test_a_refused_command_prints_one_error_line_and_exits_non_zero(vetpro, imported, args, code,
-                                                                     message):
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["case", "advance", "1", "approve", "--actor", COORDINATOR, "--note", "x"],
+            1,
+            "'approve' on an application is fired by NA staff",
+        ),
+        (["case", "advance", "1", "fly", "--actor", COORDINATOR], 1, "'fly' is not a trigger"),
+        (["case", "advance", "1", "submit", "--actor", "ghost@x.example"], 1, "unknown actor"),
+        (
+            ["case", "advance", "1", "submit", "--actor", COORDINATOR, "--if-version", "4"],
+            3,
+            "changed meanwhile (version 1, you had 4)",
+        ),
+        (
+            ["case", "advance", "1", "submit", "--actor", COORDINATOR, "--set", "oops"],
+            1,
+            "--set: 'oops' is not KEY=VALUE",
+        ),
+        (["case", "advance", "9", "submit", "--actor", COORDINATOR], 1, "case 9 does not exist"),
+        (
+            ["--today", "2027-02-02", "case", "advance", "1", "submit", "--actor", COORDINATOR],
+            1,
+            "call deadline",
+        ),
+        (["--today", "2027-02-30", "case", "show", "1"], 1, "--today: '2027-02-30' is not a date"),
+        (["case", "show", "one"], 2, "Invalid value for 'ID'"),
+        (["case", "list", "--kind", "project"], 1, "--kind: 'project' is not a kind of case"),
+        (["case", "list", "--state", "flying"], 1, "--state: 'flying' is not a state"),
+        (["user", "add", "not-an-email", "--role", "staff"], 1, "is not a valid email address"),
+        (["user", "add", "x@y.example", "--role", "admin"], 1, "--role: 'admin' is not a role"),
+        (
+            ["user", "add", "x@y.example", "--role", "coordinator"],
+            1,
+            "--org: a coordinator belongs",
+        ),
+        (
+            ["user", "add", "x@y.example", "--role", "coordinator", "--org", "Nope"],
+            1,
+            "no organisation is named 'Nope'",
+        ),
+        (["user", "add", STAFF, "--role", "staff"], 1, "is already registered"),
+        (["diagram", "project"], 1, "KIND: 'project' is not a kind of case"),
+        (["case", "history", "77"], 1, "case 77 does not exist"),
+        (["case", "frobnicate"], 2, "No such command 'frobnicate'"),
+    ],
+)
+def test_a_refused_command_prints_one_error_line_and_exits_non_zero(
+    vetpro, imported, args, code, message
+):
     result = vetpro(*args, "--json", ok=None) if args[0] != "--today" else vetpro(*args, ok=None)
     assert result.exit_code == code
     assert result.stdout == ""
@@ -125,13 +186,25 @@ def test_a_refused_command_prints_one_error_line_and_exits_non_zero(vetpro, impo
 
 def test_a_refused_advance_changes_nothing(vetpro, imported):
     before = vetpro("case", "list", "--json").stdout
-    vetpro("--today", "2027-02-02", "case", "advance", "1", "submit", "--actor", COORDINATOR, ok=None)
+    vetpro(
+        "--today", "2027-02-02", "case", "advance", "1", "submit", "--actor", COORDINATOR, ok=None
+    )
     assert vetpro("case", "list", "--json").stdout == before
 
 
 def test_case_list_filters_by_kind_and_state(vetpro, imported):
-    vetpro("--today", "2027-01-15", "case", "advance", "2", "cancel", "--actor", COORDINATOR,
-           "--note", "Left the school.")
+    vetpro(
+        "--today",
+        "2027-01-15",
+        "case",
+        "advance",
+        "2",
+        "cancel",
+        "--actor",
+        COORDINATOR,
+        "--note",
+        "Left the school.",
+    )
     mobilities = as_json(vetpro("case", "list", "--kind", "mobility", "--json"))
     assert [(c["id"], c["state"]) for c in mobilities] == [(2, "cancelled"), (3, "drafted")]
     drafted = as_json(vetpro("case", "list", "--state", "drafted", "--json"))
@@ -139,8 +212,9 @@ def test_case_list_filters_by_kind_and_state(vetpro, imported):
 
 
 def test_the_clock_can_be_set_with_vetpro_today(vetpro, imported):
-    result = vetpro("case", "advance", "1", "submit", "--actor", COORDINATOR, ok=None,
-                    VETPRO_TODAY="2027-03-01")
+    result = vetpro(
+        "case", "advance", "1", "submit", "--actor", COORDINATOR, ok=None, VETPRO_TODAY="2027-03-01"
+    )
     assert result.exit_code == 1 and "call deadline" in result.stderr
 
 
@@ -159,8 +233,13 @@ def test_the_diagram_is_mermaid_drawn_from_the_workflow(vetpro):
 
 
 def test_every_command_prints_exactly_one_json_document_with_json(vetpro, imported):
-    for args in (["case", "list"], ["case", "show", "1"], ["case", "history", "1"],
-                 ["diagram", "application"], ["init"]):
+    for args in (
+        ["case", "list"],
+        ["case", "show", "1"],
+        ["case", "history", "1"],
+        ["diagram", "application"],
+        ["init"],
+    ):
         json.loads(vetpro(*args, "--json").stdout)
 
 
@@ -171,8 +250,14 @@ def test_commands_that_run_no_flow_do_not_import_prefect(sqlite_url, tmp_path):
         "print('prefect' in sys.modules)\n"
     )
     env = {**os.environ, "VETPRO_DATABASE_URL": sqlite_url}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
@@ -185,5 +270,9 @@ def test_the_demo_walks_the_example_to_closed(tmp_path):
     assert {(2, "completed"), (3, "completed"), (1, "dissemination")} <= set(moves)
     assert {(4, "rejected"), (5, "cancelled"), (6, "cancelled")} <= set(moves)
     assert [(r["case"], r["trigger"]) for r in story["refused"]] == [
-        (1, "approve"), (2, "start_preparation"), (2, "depart"), (1, "close")]
+        (1, "approve"),
+        (2, "start_preparation"),
+        (2, "depart"),
+        (1, "close"),
+    ]
     assert len(story["outbox"]) == 11

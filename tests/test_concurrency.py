@@ -7,10 +7,10 @@ import threading
 import time
 from datetime import date
 
-from factories import STAFF, import_doc, walk
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from factories import STAFF, import_doc, walk
 from vetpro_workflow.cases import apply
 from vetpro_workflow.clock import Clock
 from vetpro_workflow.db import make_engine, writing
@@ -27,8 +27,15 @@ def _approve(url_or_engine, case_id: int, version: int, start: float) -> str:
     time.sleep(max(0.0, start - time.time()))
     try:
         with writing(engine) as session:
-            apply(session=session, case_id=case_id, trigger="approve", actor=STAFF,
-                  clock=Clock.on(DAY), note="Approved by the committee.", expected_version=version)
+            apply(
+                session=session,
+                case_id=case_id,
+                trigger="approve",
+                actor=STAFF,
+                clock=Clock.on(DAY),
+                note="Approved by the committee.",
+                expected_version=version,
+            )
         return "moved"
     except ConflictError:
         return "conflict"
@@ -49,7 +56,8 @@ def _outcome(engine, case_id: int, results: list[str]) -> None:
     assert sorted(results) == ["conflict"] * (WORKERS - 1) + ["moved"]
     with Session(engine) as session:
         approvals = session.execute(
-            select(func.count()).select_from(History)
+            select(func.count())
+            .select_from(History)
             .where(History.case_id == case_id, History.trigger == "approve")
         ).scalar_one()
         case = session.get(Case, case_id)

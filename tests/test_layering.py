@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "src" / "vetpro_workflow"
-OUTER = {"sqlmodel", "sqlalchemy", "prefect", "jinja2", "aiosmtplib", "aiosmtpd", "fastapi", "typer"}
+OUTER = {
+    "sqlmodel",
+    "sqlalchemy",
+    "prefect",
+    "jinja2",
+    "aiosmtplib",
+    "aiosmtpd",
+    "fastapi",
+    "typer",
+}
 
 
 def imported_roots(path: Path) -> set[str]:

@@ -259,7 +259,10 @@ def given(kind: str, trigger: str, **facts: Any) -> Given:
     note = "Reason given by hand" if (kind, trigger) in NOTE_REQUIRED else None
     if (kind, trigger) == ("application", "submit"):
         return Given(
-            facts=supplied, note=note, today=SUBMIT_NOW.date(), now=SUBMIT_NOW,
+            facts=supplied,
+            note=note,
+            today=SUBMIT_NOW.date(),
+            now=SUBMIT_NOW,
             fresh=frozenset(supplied),
         )
     return Given(facts=supplied, note=note, today=TODAY, now=NOW, fresh=frozenset(supplied))

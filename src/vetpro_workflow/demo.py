@@ -16,7 +16,8 @@ from .cases import Moved, apply
 from .clock import Clock
 from .db import create_schema, make_engine, reading, writing
 from .errors import VetproError
-from .intake import file_document, parse
+from .filing import file_document
+from .intake import parse
 from .models import Outbox
 from .users import add_user
 

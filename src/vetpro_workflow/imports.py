@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from .clock import Clock
 from .db import writing
 from .errors import InvalidInput, VetproError
-from .intake import file_document, read_file
+from .filing import file_document
+from .intake import read_file
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from .dossier import ApplicationFile, Given, MobilityFile
-from .eligibility import ORGANISATION_TYPES, PROFESSIONS, stay_days
+from .eligibility import ORGANISATION_TYPES, PROFESSIONS, brussels_time, stay_days
 from .machine import Definition
 
 
@@ -141,7 +141,7 @@ def before_deadline(a: ApplicationFile, given: Given) -> str | None:
     """The call's application deadline has not passed."""
     if given.now < a.application_deadline:
         return None
-    return f"needs to be sent before the call deadline ({a.application_deadline.isoformat()})"
+    return f"needs to be sent before the call deadline ({brussels_time(a.application_deadline)})"
 
 
 def eligible_applicant(a: ApplicationFile, given: Given) -> str | None:
@@ -170,7 +170,10 @@ def partner_abroad(a: ApplicationFile, given: Given) -> str | None:
     """At least one partner is in another participating country."""
     if any(p.country != a.applicant_country for p in a.partners):
         return None
-    return f"needs at least one partner in another country than the applicant's ({a.applicant_country})"
+    return (
+        f"needs at least one partner in another country than the applicant's "
+        f"({a.applicant_country})"
+    )
 
 
 def has_mobility(a: ApplicationFile, given: Given) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 ORGANISATION_TYPES: tuple[str, ...] = (
     "vet_provider",
@@ -79,3 +80,9 @@ def normalise_country(code: str) -> str | None:
 def stay_days(start: date, end: date) -> int:
     """Calendar days of a stay abroad, both ends counted."""
     return (end - start).days + 1
+
+
+def brussels_time(instant: datetime) -> str:
+    """An instant as the programme states its deadlines: Brussels time."""
+    local = instant.astimezone(ZoneInfo("Europe/Brussels"))
+    return f"{local:%Y-%m-%d %H:%M} Brussels time"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from .dossier import ApplicationFile, MobilityFile
+from .eligibility import brussels_time
 
 FINAL_REPORT_DAYS = 60  # the final report is due 60 days after the project ends (rule)
 VALIDATION_DAYS = 45  # staff are alerted 45 days after a return without validation
@@ -34,7 +35,7 @@ def for_application(a: ApplicationFile) -> NextStep:
         case "drafted":
             return NextStep(
                 f"The coordinator completes and submits the application before the call "
-                f"deadline, {deadline:%Y-%m-%d %H:%M} UTC{deadline:%z}.",
+                f"deadline, {brussels_time(deadline)}.",
                 "coordinator",
                 deadline.date(),
             )

@@ -75,6 +75,7 @@ def test_submit_with_every_mobility_cancelled_is_refused_for_lack_of_a_mobility(
         ({"mobilities.0.start_date": "2027-09-20"}, "a stay of 7 to 42 days"),
         ({"mobilities.0.end_date": "2027-10-19"}, "a stay of 7 to 42 days"),
         ({"mobilities.0.objectives": ""}, "needs objectives"),
+        ({"project.objectives": ""}, "needs project objectives"),
         ({"mobilities.0.participant.training_needs": " "}, "training needs"),
         ({"partners.0.country": "AT"}, "a host in another country"),
         (
@@ -88,6 +89,7 @@ def test_submit_with_every_mobility_cancelled_is_refused_for_lack_of_a_mobility(
         "6-day stay",
         "44-day stay",
         "no objectives",
+        "no project objectives",
         "no training needs",
         "host at home",
         "outside the project",

@@ -197,6 +197,8 @@ APPLICATION = ApplicationFile(
     max_days=42,
     start_date=PROJECT_START,
     end_date=PROJECT_END,
+    objectives="Trainers learn to teach welding with simulators.",
+    dissemination_plan="A guide on the school's website.",
     partners=(HOST,),
     mobilities=(MOBILITY,),
 )
@@ -1007,6 +1009,13 @@ def test_a_finished_mobility_has_no_next_step(state: str) -> None:
     step = steps.next_step(a_mobility(state))
     assert (step.who, step.due) == (None, None)
     assert state in step.text
+
+
+@pytest.mark.parametrize("blank", ["objectives", "dissemination_plan"])
+def test_a_project_without_objectives_or_dissemination_plan_cannot_be_submitted(blank: str) -> None:
+    app = replace(an_application("drafted"), **{blank: "  "})
+    message = refusal("application", app, "submit", given("application", "submit"))
+    assert ("project objectives" if blank == "objectives" else "a dissemination plan") in message
 
 
 def test_a_project_waits_in_preparation_while_one_mobility_is_not_cancelled() -> None:

@@ -125,6 +125,8 @@ def load_application(session: Session, case_id: int) -> ApplicationFile:
         max_days=call.max_days,
         start_date=app.start_date,
         end_date=app.end_date,
+        objectives=app.objectives,
+        dissemination_plan=app.dissemination_plan,
         partners=tuple(Partner(name=p.name, country=p.country, type=p.type) for p in partners),
         mobilities=tuple(_mobility_file(r) for r in mobilities),
         facts=recorded_facts(app),

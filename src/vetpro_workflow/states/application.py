@@ -35,6 +35,7 @@ TRANSITIONS: list[dict[str, object]] = [
         "conditions": [
             "before_deadline",
             "eligible_applicant",
+            "project_described",
             "project_period",
             "partner_abroad",
             "has_mobility",
@@ -149,6 +150,19 @@ def eligible_applicant(a: ApplicationFile, given: Given) -> str | None:
     if a.applicant_type in ORGANISATION_TYPES:
         return None
     return f"needs an eligible applicant type (not '{a.applicant_type}')"
+
+
+def project_described(a: ApplicationFile, given: Given) -> str | None:
+    """The project states its objectives and how its results will be disseminated."""
+    missing = [
+        label
+        for label, value in (
+            ("project objectives", a.objectives),
+            ("a dissemination plan", a.dissemination_plan),
+        )
+        if not value.strip()
+    ]
+    return "needs " + " and ".join(missing) if missing else None
 
 
 def project_period(a: ApplicationFile, given: Given) -> str | None:
@@ -278,6 +292,7 @@ DEFINITION = Definition(
     guards={
         "before_deadline": before_deadline,
         "eligible_applicant": eligible_applicant,
+        "project_described": project_described,
         "project_period": project_period,
         "partner_abroad": partner_abroad,
         "has_mobility": has_mobility,

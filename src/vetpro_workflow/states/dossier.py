@@ -70,6 +70,8 @@ class ApplicationFile:
     max_days: int
     start_date: date
     end_date: date
+    objectives: str
+    dissemination_plan: str
     partners: tuple[Partner, ...]
     mobilities: tuple[MobilityFile, ...]
     facts: Mapping[str, Any] = field(default_factory=dict)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from .errors import NotAllowed
@@ -21,13 +21,14 @@ class Actor:
 
 
 SYSTEM = Actor(email="system", role="system")
+_USER_BY_EMAIL = select(User.email, User.role, User.organisation_id).where(
+    User.email == bindparam("email")
+)
 
 
 def resolve(session: Session, email: str) -> Actor:
     """The registered user behind an email address; an unknown one is refused."""
-    user = session.execute(
-        select(User).where(User.email == email.strip().lower())
-    ).scalar_one_or_none()
+    user = session.connection().execute(_USER_BY_EMAIL, {"email": email.strip().lower()}).first()
     if user is None:
         raise NotAllowed(
             f"unknown actor '{email}': register them first with "

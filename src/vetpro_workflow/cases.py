@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 
 from . import dossiers
@@ -29,6 +29,18 @@ from .states.machine import check_role, fire, possible_step, refusals
 from .states.workflows import definition
 
 _DEFAULT_STAFF_EMAIL = Settings.model_fields["staff_email"].default
+
+# The statements of every move, built once: a transition runs them on the hot path.
+_CASE_HEAD = select(Case.kind, Case.organisation_id).where(Case.id == bindparam("case_id"))
+_COMPARE_AND_SET = (
+    update(Case.__table__)
+    .where(Case.id == bindparam("case_id"), Case.version == bindparam("seen_version"))
+    .values(
+        state=bindparam("new_state"), version=bindparam("new_version"), updated_at=bindparam("at")
+    )
+)
+_RECORD = insert(History.__table__)
+_ENQUEUE = insert(Outbox.__table__)
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,7 @@ def apply(
 ) -> list[Moved]:
     """Fire a trigger on a case and commit; the moves made (the case's own first)."""
     who = actor if isinstance(actor, Actor) else resolve(session, actor)
-    row = session.get(Case, case_id)
+    row = session.connection().execute(_CASE_HEAD, {"case_id": case_id}).one_or_none()
     if row is None:
         raise NotFound(f"case {case_id} does not exist; 'vetpro case list' shows the cases")
     label = f"{row.kind.capitalize()} {case_id}"
@@ -109,10 +121,16 @@ class _Work:
         given = self._given(subject, facts, note)
         dest = fire(definition(subject.kind), subject, trigger, given)
         version = subject.version + 1
-        changed = self.session.execute(
-            update(Case)
-            .where(Case.id == subject.id, Case.version == subject.version)
-            .values(state=dest, version=version, updated_at=self.clock.now)
+        db = self.session.connection()
+        changed = db.execute(
+            _COMPARE_AND_SET,
+            {
+                "case_id": subject.id,
+                "seen_version": subject.version,
+                "new_state": dest,
+                "new_version": version,
+                "at": self.clock.now,
+            },
         )
         if changed.rowcount != 1:
             raise ConflictError(
@@ -121,19 +139,20 @@ class _Work:
             )
         if facts:
             table = Application if subject.kind == "application" else Mobility
-            self.session.execute(update(table).where(table.id == subject.id).values(**facts))
-        self.session.execute(
-            insert(History).values(
-                case_id=subject.id,
-                version=version,
-                trigger=trigger,
-                source=subject.state,
-                dest=dest,
-                actor=who.email,
-                at=self.clock.now,
-                note=note,
-                facts=to_json(facts),
-            )
+            db.execute(update(table.__table__).where(table.id == subject.id).values(**facts))
+        db.execute(
+            _RECORD,
+            {
+                "case_id": subject.id,
+                "version": version,
+                "trigger": trigger,
+                "source": subject.state,
+                "dest": dest,
+                "actor": who.email,
+                "at": self.clock.now,
+                "note": note,
+                "facts": to_json(facts),
+            },
         )
         self.moves.append(
             Moved(subject.id, subject.kind, trigger, subject.state, dest, version, who.email)
@@ -164,8 +183,8 @@ class _Work:
     ) -> None:
         notices = on_move(after, trigger=trigger, note=note, staff_email=self.staff_email)
         if notices:
-            self.session.execute(
-                insert(Outbox),
+            self.session.connection().execute(
+                _ENQUEUE,
                 [
                     {
                         "key": n.key,
@@ -207,21 +226,23 @@ class _Work:
 
     def _follow(self, m: MobilityFile, trigger: str) -> None:
         """Move the application when its mobilities have all departed, returned or validated."""
-        candidates = [t for t, causes in application_flow.FOLLOWS.items() if trigger in causes]
-        if not candidates:
-            return
         app_flow = definition("application")
+        steps = [
+            step
+            for name, causes in application_flow.FOLLOWS.items()
+            if trigger in causes and (step := app_flow.step(name)) is not None
+        ]
+        if not any(m.application_state in step.sources for step in steps):
+            return  # nothing the project could do from where it stands: no need to read it
         app: ApplicationFile | MobilityFile = dossiers.load_application(
             self.session, m.application_id
         )
         progressed = True
         while progressed:
             progressed = False
-            for name in candidates:
-                step = app_flow.step(name)
-                assert step is not None
+            for step in steps:
                 given = self._given(app, {}, None)
                 if app.state in step.sources and not refusals(step, app_flow, app, given):
                     note = f"following mobility {m.id} ({trigger})"
-                    app = self.move(app, name, SYSTEM, {}, note, carried=False)
+                    app = self.move(app, step.trigger, SYSTEM, {}, note, carried=False)
                     progressed = True

@@ -1,11 +1,14 @@
-"""Reading a case from the store into the frozen snapshot its guards and prompts read."""
+"""Reading a case from the store into the frozen snapshot its guards and prompts read.
+
+The queries select plain columns (no ORM objects, so nothing is cached stale in the session) and
+are built once, with bound parameters: reading a case is on the path of every transition.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Select, Table, bindparam, select
 from sqlmodel import Session
 
 from .errors import NotFound
@@ -22,63 +25,118 @@ from .models import (
 from .states.dossier import ApplicationFile, MobilityFile, Partner
 from .states.facts import FACT_TYPES
 
-AppCase = aliased(Case)
-Applicant = aliased(Organisation)
-Host = aliased(Organisation)
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
 
 
-def recorded_facts(row: Application | Mobility) -> dict[str, Any]:
-    """The facts recorded on a case so far."""
-    return {name: value for name in FACT_TYPES if (value := getattr(row, name, None)) is not None}
+_case, _app_case = _table(Case), _table(Case).alias("app_case")
+_app, _mob, _call = _table(Application), _table(Mobility), _table(Call)
+_org, _applicant, _host = (
+    _table(Organisation),
+    _table(Organisation).alias("applicant"),
+    _table(Organisation).alias("host"),
+)
+_person, _user, _partner = _table(Participant), _table(User), _table(ApplicationPartner)
+
+_MOBILITY_FACTS = [name for name in FACT_TYPES if name in _mob.c]
+_APPLICATION_FACTS = [name for name in FACT_TYPES if name in _app.c]
 
 
-def _mobility_query() -> Any:
+def _facts(row: Any, names: list[str]) -> dict[str, Any]:
+    return {name: row[f"fact_{name}"] for name in names if row[f"fact_{name}"] is not None}
+
+
+def _mobilities() -> Select[Any]:
+    columns = [
+        _case.c.id,
+        _case.c.state,
+        _case.c.version,
+        _app.c.id.label("application_id"),
+        _app_case.c.state.label("application_state"),
+        _app.c.title.label("project_title"),
+        _app.c.start_date.label("project_start"),
+        _app.c.end_date.label("project_end"),
+        _applicant.c.name.label("applicant_name"),
+        _user.c.name.label("coordinator_name"),
+        _user.c.email.label("coordinator_email"),
+        _person.c.name.label("participant_name"),
+        _person.c.email.label("participant_email"),
+        _person.c.profession,
+        _person.c.professional_background,
+        _person.c.training_needs,
+        _host.c.name.label("host_name"),
+        _host.c.country.label("host_country"),
+        _mob.c.start_date,
+        _mob.c.end_date,
+        _mob.c.objectives,
+        _mob.c.content,
+        _mob.c.language_preparation,
+        *(_mob.c[name].label(f"fact_{name}") for name in _MOBILITY_FACTS),
+    ]
     return (
-        select(Case, Mobility, AppCase, Application, Participant, Host, Applicant, User)
-        .join(Mobility, Mobility.id == Case.id)
-        .join(Application, Application.id == Mobility.application_id)
-        .join(AppCase, AppCase.id == Application.id)
-        .join(Participant, Participant.id == Mobility.participant_id)
-        .join(Host, Host.id == Mobility.host_id)
-        .join(Applicant, Applicant.id == Application.applicant_id)
-        .join(User, User.id == Application.coordinator_id)
-        .execution_options(populate_existing=True)
+        select(*columns)
+        .join(_mob, _mob.c.id == _case.c.id)
+        .join(_app, _app.c.id == _mob.c.application_id)
+        .join(_app_case, _app_case.c.id == _app.c.id)
+        .join(_person, _person.c.id == _mob.c.participant_id)
+        .join(_host, _host.c.id == _mob.c.host_id)
+        .join(_applicant, _applicant.c.id == _app.c.applicant_id)
+        .join(_user, _user.c.id == _app.c.coordinator_id)
     )
+
+
+_MOBILITY_BY_ID = _mobilities().where(_case.c.id == bindparam("case_id"))
+_MOBILITIES_OF = (
+    _mobilities().where(_mob.c.application_id == bindparam("case_id")).order_by(_case.c.id)
+)
+_APPLICATION_BY_ID = (
+    select(
+        _case.c.id,
+        _case.c.state,
+        _case.c.version,
+        _app.c.title,
+        _org.c.name.label("applicant_name"),
+        _org.c.type.label("applicant_type"),
+        _org.c.country.label("applicant_country"),
+        _user.c.name.label("coordinator_name"),
+        _user.c.email.label("coordinator_email"),
+        _call.c.code.label("call_code"),
+        _call.c.application_deadline,
+        _call.c.earliest_start,
+        _call.c.max_project_months,
+        _call.c.min_days,
+        _call.c.max_days,
+        _app.c.start_date,
+        _app.c.end_date,
+        _app.c.objectives,
+        _app.c.dissemination_plan,
+        *(_app.c[name].label(f"fact_{name}") for name in _APPLICATION_FACTS),
+    )
+    .join(_app, _app.c.id == _case.c.id)
+    .join(_call, _call.c.id == _app.c.call_id)
+    .join(_org, _org.c.id == _app.c.applicant_id)
+    .join(_user, _user.c.id == _app.c.coordinator_id)
+    .where(_case.c.id == bindparam("case_id"))
+)
+_PARTNERS_OF = (
+    select(_org.c.name, _org.c.country, _org.c.type)
+    .join(_partner, _partner.c.organisation_id == _org.c.id)
+    .where(_partner.c.application_id == bindparam("case_id"))
+    .order_by(_org.c.name)
+)
+_KIND_OF = select(_case.c.kind).where(_case.c.id == bindparam("case_id"))
 
 
 def _mobility_file(row: Any) -> MobilityFile:
-    case, m, app_case, app, person, host, applicant, coordinator = row
-    return MobilityFile(
-        id=case.id,
-        state=case.state,
-        version=case.version,
-        application_id=app.id,
-        application_state=app_case.state,
-        project_title=app.title,
-        project_start=app.start_date,
-        project_end=app.end_date,
-        applicant_name=applicant.name,
-        coordinator_name=coordinator.name,
-        coordinator_email=coordinator.email,
-        participant_name=person.name,
-        participant_email=person.email,
-        profession=person.profession,
-        professional_background=person.professional_background,
-        training_needs=person.training_needs,
-        host_name=host.name,
-        host_country=host.country,
-        start_date=m.start_date,
-        end_date=m.end_date,
-        objectives=m.objectives,
-        content=m.content,
-        language_preparation=m.language_preparation,
-        facts=recorded_facts(m),
-    )
+    fields = {k: v for k, v in row.items() if not k.startswith("fact_")}
+    return MobilityFile(**fields, facts=_facts(row, _MOBILITY_FACTS))
 
 
 def load_mobility(session: Session, case_id: int) -> MobilityFile:
     """The snapshot of one mobility."""
-    row = session.execute(_mobility_query().where(Case.id == case_id)).one_or_none()
+    row = session.connection().execute(_MOBILITY_BY_ID, {"case_id": case_id}).mappings().first()
     if row is None:
         raise NotFound(f"mobility {case_id} does not exist")
     return _mobility_file(row)
@@ -86,60 +144,26 @@ def load_mobility(session: Session, case_id: int) -> MobilityFile:
 
 def load_application(session: Session, case_id: int) -> ApplicationFile:
     """The snapshot of one application with its partners and mobilities."""
-    row = session.execute(
-        select(Case, Application, Call, Organisation, User)
-        .join(Application, Application.id == Case.id)
-        .join(Call, Call.id == Application.call_id)
-        .join(Organisation, Organisation.id == Application.applicant_id)
-        .join(User, User.id == Application.coordinator_id)
-        .where(Case.id == case_id)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    connection = session.connection()
+    row = connection.execute(_APPLICATION_BY_ID, {"case_id": case_id}).mappings().first()
     if row is None:
         raise NotFound(f"application {case_id} does not exist")
-    case, app, call, applicant, coordinator = row
-    partners = session.execute(
-        select(Organisation)
-        .join(ApplicationPartner, ApplicationPartner.organisation_id == Organisation.id)
-        .where(ApplicationPartner.application_id == case_id)
-        .order_by(Organisation.name)
-    ).scalars()
-    mobilities = session.execute(
-        _mobility_query().where(Mobility.application_id == case_id).order_by(Case.id)
-    ).all()
+    partners = connection.execute(_PARTNERS_OF, {"case_id": case_id}).all()
+    mobilities = connection.execute(_MOBILITIES_OF, {"case_id": case_id}).mappings().all()
+    fields = {k: v for k, v in row.items() if not k.startswith("fact_")}
     return ApplicationFile(
-        id=case.id,
-        state=case.state,
-        version=case.version,
-        title=app.title,
-        applicant_name=applicant.name,
-        applicant_type=applicant.type,
-        applicant_country=applicant.country,
-        coordinator_name=coordinator.name,
-        coordinator_email=coordinator.email,
-        call_code=call.code,
-        application_deadline=call.application_deadline,
-        earliest_start=call.earliest_start,
-        max_project_months=call.max_project_months,
-        min_days=call.min_days,
-        max_days=call.max_days,
-        start_date=app.start_date,
-        end_date=app.end_date,
-        objectives=app.objectives,
-        dissemination_plan=app.dissemination_plan,
+        **fields,
         partners=tuple(Partner(name=p.name, country=p.country, type=p.type) for p in partners),
-        mobilities=tuple(_mobility_file(r) for r in mobilities),
-        facts=recorded_facts(app),
+        mobilities=tuple(_mobility_file(m) for m in mobilities),
+        facts=_facts(row, _APPLICATION_FACTS),
     )
 
 
 def load(session: Session, case_id: int) -> ApplicationFile | MobilityFile:
     """The snapshot of any case by its id."""
-    kind = session.execute(select(Case.kind).where(Case.id == case_id)).scalar_one_or_none()
+    kind = session.connection().execute(_KIND_OF, {"case_id": case_id}).scalar_one_or_none()
     if kind is None:
         raise NotFound(f"case {case_id} does not exist; 'vetpro case list' shows the cases")
-    return (
-        load_application(session, case_id)
-        if kind == "application"
-        else load_mobility(session, case_id)
-    )
+    if kind == "application":
+        return load_application(session, case_id)
+    return load_mobility(session, case_id)

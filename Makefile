@@ -1,4 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+SHELL := bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,8 +13,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip 2>/dev/null
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/python -m pip install --quiet -e '.[test]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 	touch $(STAMP)
 
 demo: $(STAMP)

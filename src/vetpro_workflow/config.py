@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import InvalidInput
@@ -23,8 +23,13 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout: float = 30.0
     mail_from: str = "vetpro@national-agency.example"
     staff_email: str = "vetpro-staff@national-agency.example"
+    mail_batch_size: int = Field(default=500, ge=1, le=10_000)
+    mail_concurrency: int = Field(default=4, ge=1, le=32)
+    mail_max_attempts: int = Field(default=8, ge=1, le=100)
+    mail_retry_seconds: int = Field(default=60, ge=1)  # first retry; doubles each attempt
 
     @field_validator("database_url")
     @classmethod

@@ -24,11 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from .addresses import is_address
 from .errors import InvalidInput
 from .states.eligibility import ORGANISATION_TYPES, PROFESSIONS, normalise_country
 
 MAX_BYTES = 2_000_000
-_EMAIL = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[A-Za-z]{2,}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -102,7 +102,7 @@ def _country(value: object) -> str:
 
 
 def _email(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value.strip()):
+    if not isinstance(value, str) or not is_address(value.strip()):
         raise ValueError(f"{value!r} is not a valid email address")
     return _storable(value.strip().lower())
 

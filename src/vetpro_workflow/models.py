@@ -169,7 +169,7 @@ class Outbox(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=400)
-    case_id: int = Field(foreign_key="case.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)  # None: digest
     kind: str
     recipient: str
     cc: str | None = None
@@ -178,5 +178,7 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = None
     next_attempt_at: datetime | None = _utc(default=None)
+    claimed_by: str | None = None  # host:pid:token of the dispatcher sending it now
+    claimed_until: datetime | None = _utc(default=None)
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(default=None)

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from . import dossiers
 from .errors import InvalidInput, NotFound
-from .models import Case, History
+from .models import Case, History, Outbox
 from .states.dossier import ApplicationFile, MobilityFile
 from .states.facts import to_json
 from .states.steps import next_step
@@ -67,8 +67,17 @@ def case_object(case: ApplicationFile | MobilityFile) -> dict[str, Any]:
 
 
 def show(session: Session, case_id: int) -> dict[str, Any]:
-    """The case object of one case."""
-    return case_object(dossiers.load(session, case_id))
+    """The case object of one case, with the mail about it that could not be delivered."""
+    case = case_object(dossiers.load(session, case_id))
+    failed = session.execute(
+        select(Outbox)
+        .where(Outbox.case_id == case_id, Outbox.status == "undeliverable")
+        .order_by(Outbox.id)
+    ).scalars()
+    case["undeliverable_mail"] = [
+        {"id": r.id, "to": r.recipient, "kind": r.kind, "last_error": r.last_error} for r in failed
+    ]
+    return case
 
 
 def list_cases(

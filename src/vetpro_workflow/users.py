@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 from sqlmodel import Session
 
+from .addresses import is_address
 from .errors import InvalidInput, NotFound
 from .models import Organisation, User
 
 ROLES = ("staff", "coordinator")
-_EMAIL = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[A-Za-z]{2,}$")
 
 
 def add_user(
@@ -19,7 +17,7 @@ def add_user(
 ) -> User:
     """Register a staff member, or a coordinator of a named organisation; commits."""
     email = email.strip().lower()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if not is_address(email):
         raise InvalidInput(f"EMAIL: {email!r} is not a valid email address")
     if role not in ROLES:
         raise InvalidInput(f"--role: {role!r} is not a role; use staff or coordinator")

@@ -1,155 +1,23 @@
-"""The `vetpro` command line used by NA staff and coordinators.
-
-Errors become one `error:` line on stderr and an exit code here and nowhere else:
-1 refused (guard, role, unknown trigger, bad input), 2 usage, 3 conflict.
-Commands that run no flow never import Prefect, so they answer at once.
-"""
+"""The commands on cases: init, import, user add, case list/show/advance/history, diagram, demo."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine, inspect
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
-from typer.core import TyperGroup
 
-from .clock import Clock
-from .config import Settings, get_settings
-from .errors import InvalidInput, VetproError
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
-
-
-class _Group(TyperGroup):
-    """Turns every refusal into one `error:` line and an exit code, never a traceback."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["standalone_mode"] = False
-        try:
-            code = super().main(*args, **kwargs)
-        except VetproError as exc:
-            _fail(str(exc), exc.exit_code)
-        except typer.TyperException as exc:  # usage errors: unknown option, missing argument…
-            ctx = getattr(exc, "ctx", None)
-            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-                typer.echo(ctx.get_help())
-                sys.exit(0)
-            format_message = getattr(exc, "format_message", None)
-            _fail(format_message() if format_message else str(exc), getattr(exc, "exit_code", 2))
-        except typer.Abort:
-            _fail("aborted", 1)
-        except OperationalError as exc:
-            _fail(f"the database cannot be used: {exc.orig}", 1)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
-    sys.exit(code)
-
-
-app = typer.Typer(
-    cls=_Group,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    help="VETPRO mobility case management.",
-)
-case_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Read and advance cases.")
-user_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Register staff and coordinators.")
-app.add_typer(case_app, name="case")
-app.add_typer(user_app, name="user")
-
-
-@dataclass
-class Env:
-    """What every command needs: the settings and the clock."""
-
-    settings: Settings
-    clock: Clock
-
-
-def _parse_today(value: str | None) -> date | datetime | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"--today: {value!r} is not a date; use YYYY-MM-DD") from None
-
-
-@app.callback()
-def _options(
-    ctx: typer.Context,
-    today: Annotated[
-        str | None,
-        typer.Option(
-            "--today", help="Act as if today were this day (YYYY-MM-DD); also VETPRO_TODAY."
-        ),
-    ] = None,
-) -> None:
-    settings = get_settings()
-    day = _parse_today(today)
-    if isinstance(day, datetime):
-        clock = Clock.at(day if day.tzinfo else day.astimezone())
-    else:
-        clock = Clock.from_today(day or settings.today)
-    ctx.obj = Env(settings=settings, clock=clock)
-
-
-def _env(ctx: typer.Context) -> Env:
-    root = ctx.find_root()
-    assert isinstance(root.obj, Env)
-    return root.obj
-
-
-def _engine(env: Env, *, create: bool = False) -> Engine:
-    from .db import create_schema, make_engine
-
-    engine = make_engine(env.settings.database_url)
-    if create:
-        create_schema(engine)
-    elif not inspect(engine).has_table("case"):
-        raise InvalidInput(
-            f"the database {env.settings.database_url} has no tables yet; run 'vetpro init' first"
-        )
-    return engine
-
-
-@contextmanager
-def _session(env: Env, *, write: bool) -> Iterator[Session]:
-    from .db import reading, writing
-
-    engine = _engine(env)
-    try:
-        with (writing if write else reading)(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def _emit(as_json: bool, data: Any, human: Callable[[Any], str]) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, default=str, ensure_ascii=False, indent=2))
-    else:
-        typer.echo(human(data))
+from ..errors import InvalidInput
+from .base import JsonOpt, app, case_app, emit, env_of, open_engine, session_for, user_app
 
 
 @app.command()
 def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Create the database and its tables (harmless when they exist)."""
-    env = _env(ctx)
-    _engine(env, create=True).dispose()
-    _emit(
+    env = env_of(ctx)
+    open_engine(env, create=True).dispose()
+    emit(
         as_json,
         {"database": env.settings.database_url, "ready": True},
         lambda d: f"database ready: {d['database']}",
@@ -165,16 +33,16 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Import application documents as drafted applications, each in its own transaction."""
-    from .imports import import_paths
+    from ..imports import import_paths
 
-    env = _env(ctx)
-    engine = _engine(env)
+    env = env_of(ctx)
+    engine = open_engine(env)
     try:
         outcome = import_paths(engine, paths, clock=env.clock, progress=sys.stderr.isatty())
     finally:
         engine.dispose()
     if outcome.single is not None:
-        _emit(
+        emit(
             as_json,
             outcome.single,
             lambda d: (
@@ -184,7 +52,7 @@ def import_(
         )
         return
     summary = outcome.summary()
-    _emit(as_json, summary, lambda d: outcome.human())
+    emit(as_json, summary, lambda d: outcome.human())
     if outcome.refused:
         raise typer.Exit(1)
 
@@ -199,9 +67,9 @@ def user_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Register NA staff, or a coordinator of an organisation."""
-    from .users import add_user
+    from ..users import add_user
 
-    with _session(_env(ctx), write=True) as session:
+    with session_for(env_of(ctx), write=True) as session:
         user = add_user(session, email=email, role=role, organisation=org, name=name)
         data = {
             "id": user.id,
@@ -209,7 +77,7 @@ def user_add(
             "role": user.role,
             "organisation_id": user.organisation_id,
         }
-    _emit(as_json, data, lambda d: f"registered {d['email']} as {d['role']}")
+    emit(as_json, data, lambda d: f"registered {d['email']} as {d['role']}")
 
 
 @case_app.command("list")
@@ -220,11 +88,11 @@ def case_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List cases, oldest first."""
-    from .records import list_cases
+    from ..records import list_cases
 
-    with _session(_env(ctx), write=False) as session:
+    with session_for(env_of(ctx), write=False) as session:
         cases = list_cases(session, kind=kind, state=state)
-    _emit(as_json, cases, _cases_table)
+    emit(as_json, cases, _cases_table)
 
 
 def _cases_table(cases: list[dict[str, Any]]) -> str:
@@ -242,11 +110,11 @@ def case_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a case: its state, the triggers allowed now and the next required step."""
-    from .records import show
+    from ..records import show
 
-    with _session(_env(ctx), write=False) as session:
+    with session_for(env_of(ctx), write=False) as session:
         data = show(session, case_id)
-    _emit(as_json, data, _case_text)
+    emit(as_json, data, _case_text)
 
 
 def _case_text(c: dict[str, Any]) -> str:
@@ -258,6 +126,11 @@ def _case_text(c: dict[str, Any]) -> str:
     ]
     if c["facts"]:
         lines.append("  facts      " + ", ".join(f"{k}={v}" for k, v in c["facts"].items()))
+    for mail in c.get("undeliverable_mail", []):
+        lines.append(
+            f"  MAIL NOT DELIVERED  outbox row {mail['id']} ({mail['kind']}) to {mail['to']}: "
+            f"{mail['last_error']}; fix it, then 'vetpro outbox retry {mail['id']} --to ADDRESS'"
+        )
     if c["kind"] == "application":
         lines += [
             f"  mobility {m['id']:>4}  {m['state']:<13} {m['participant']} at {m['host']} "
@@ -300,12 +173,12 @@ def case_advance(
     as_json: JsonOpt = False,
 ) -> None:
     """Fire a trigger on a case (exit 0 moved, 1 refused, 3 conflict)."""
-    from .cases import apply
-    from .records import show
+    from ..cases import apply
+    from ..records import show
 
-    env = _env(ctx)
+    env = env_of(ctx)
     facts = _facts(sets or [])
-    with _session(env, write=True) as session:
+    with session_for(env, write=True) as session:
         apply(
             session=session,
             case_id=case_id,
@@ -318,7 +191,7 @@ def case_advance(
             staff_email=env.settings.staff_email,
         )
         data = show(session, case_id)
-    _emit(as_json, data, _case_text)
+    emit(as_json, data, _case_text)
 
 
 @case_app.command("history")
@@ -328,11 +201,11 @@ def case_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every move of a case: who fired which trigger, when, with which note and facts."""
-    from .records import history
+    from ..records import history
 
-    with _session(_env(ctx), write=False) as session:
+    with session_for(env_of(ctx), write=False) as session:
         entries = history(session, case_id)
-    _emit(
+    emit(
         as_json,
         entries,
         lambda es: "\n".join(
@@ -349,12 +222,12 @@ def diagram(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the mermaid state diagram of a workflow, drawn from its definition."""
-    from .states.workflows import DEFINITIONS, mermaid
+    from ..states.workflows import DEFINITIONS, mermaid
 
     if kind not in DEFINITIONS:
         raise InvalidInput(f"KIND: {kind!r} is not a kind of case; use application or mobility")
     text = mermaid(DEFINITIONS[kind])
-    _emit(as_json, {"kind": kind, "mermaid": text}, lambda d: d["mermaid"])
+    emit(as_json, {"kind": kind, "mermaid": text}, lambda d: d["mermaid"])
 
 
 @app.command()
@@ -366,12 +239,7 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Import the example application and walk it through every state, printing the timeline."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     story = run_demo(workdir)
-    _emit(as_json, story.as_json(), lambda _: story.text())
-
-
-def main() -> None:
-    """The console script."""
-    app()
+    emit(as_json, story.as_json(), lambda _: story.text())

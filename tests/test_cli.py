@@ -275,4 +275,9 @@ def test_the_demo_walks_the_example_to_closed(tmp_path):
         (2, "depart"),
         (1, "close"),
     ]
-    assert len(story["outbox"]) == 11
+    mail = story["mail"]
+    assert len(mail) == 11
+    assert mail[0]["to"] == COORDINATOR and "received" in mail[0]["subject"].lower()
+    participants = {m["to"] for m in mail if "participant report" in m["subject"].lower()}
+    assert participants == {"markus.leitner@bbz-steyr.example", "sabine.gruber@bbz-steyr.example"}
+    assert len(list((tmp_path / "demo" / "mail" / "new").iterdir())) == 11

@@ -21,7 +21,9 @@ from vetpro_workflow.errors import InvalidInput
 from vetpro_workflow.notifications.sink import Received, Sink, serve
 
 
-def prompt(to: str | list[str], subject: str = "Sign the grant agreement by 2027-03-01") -> EmailMessage:
+def prompt(
+    to: str | list[str], subject: str = "Sign the grant agreement by 2027-03-01"
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = "vetpro@national-agency.example"
     message["To"] = to if isinstance(to, str) else ", ".join(to)
@@ -181,9 +183,8 @@ def test_a_stopped_sink_refuses_connections_and_starts_again_on_the_same_port():
 
 
 def test_a_port_already_in_use_is_refused_with_a_message_that_says_what_to_do():
-    with Sink() as busy:
-        with pytest.raises(InvalidInput, match=rf"cannot listen on 127.0.0.1:{busy.port} .*port"):
-            Sink(port=busy.port).start()
+    with Sink() as busy, pytest.raises(InvalidInput, match=rf"listen on 127.0.0.1:{busy.port} "):
+        Sink(port=busy.port).start()
 
 
 def test_a_message_the_sink_cannot_file_gets_a_temporary_failure_and_is_not_kept(tmp_path):
@@ -202,8 +203,8 @@ def test_the_sink_prints_and_logs_nothing_while_it_works(capfd, caplog):
     caplog.set_level(logging.DEBUG)
     with Sink() as sink:
         send(prompt("a@school.example"), sink.port)
-        with pytest.raises(aiosmtplib.SMTPResponseException):
-            send(prompt("a@school.example"), sink.port, sender="not an address")
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=5) as client:
+            assert client.docmd("BOGUS")[0] == 500  # aiosmtpd warns about these
         sink.wait_for(1)
 
     assert capfd.readouterr() == ("", "")
@@ -231,7 +232,13 @@ def test_serving_in_the_foreground_reports_each_message_and_returns_quietly_on_a
         ready.append(sink)
         threading.Thread(target=_send_then_signal, args=(sink.port, signum, seen)).start()
 
-    serve(host="127.0.0.1", port=0, maildir=tmp_path / "mail", on_message=seen.append, on_ready=on_ready)
+    serve(
+        host="127.0.0.1",
+        port=0,
+        maildir=tmp_path / "mail",
+        on_message=seen.append,
+        on_ready=on_ready,
+    )
 
     assert [r.recipients for r in seen] == [("coordinator@school.example",)]
     assert len(list(mailbox.Maildir(tmp_path / "mail", create=False))) == 1
@@ -248,9 +255,15 @@ def test_serving_on_a_port_in_use_raises_before_listening():
             serve(host="127.0.0.1", port=taken.getsockname()[1], maildir=None)
 
 
-def test_the_maildir_folder_is_created_when_missing(tmp_path: Path):
+def test_the_maildir_folder_is_created_with_its_parents_when_missing(tmp_path: Path):
     folder = tmp_path / "deep" / "mail"
     with Sink(maildir=folder) as sink:
         send(prompt("a@school.example"), sink.port)
         sink.wait_for(1)
     assert len(list((folder / "new").iterdir())) == 1
+
+
+def test_a_maildir_that_cannot_be_created_is_refused_before_listening(tmp_path: Path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InvalidInput, match=r"cannot keep mail in .*a-file"):
+        Sink(maildir=tmp_path / "a-file").start()

@@ -10,15 +10,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from .cases import Moved, apply
 from .clock import Clock
+from .config import Settings, get_settings
 from .db import create_schema, make_engine, reading, writing
 from .errors import VetproError
 from .filing import file_document
 from .intake import parse
-from .models import Outbox
+from .notifications.delivery import send_pending
+from .notifications.outbox import rows
+from .notifications.sink import Received, Sink
 from .users import add_user
 
 COORDINATOR = "anna.huber@bbz-steyr.example"
@@ -136,6 +137,7 @@ class Story:
     moves: list[tuple[date, Moved]] = field(default_factory=list)
     refusals: list[tuple[date, int, str, str]] = field(default_factory=list)
     mail: list[dict[str, Any]] = field(default_factory=list)
+    maildir: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -156,7 +158,8 @@ class Story:
                 {"date": day.isoformat(), "case": case, "trigger": trigger, "error": error}
                 for day, case, trigger, error in self.refusals
             ],
-            "outbox": self.mail,
+            "mail": self.mail,
+            "maildir": self.maildir,
         }
 
     def text(self) -> str:
@@ -171,14 +174,20 @@ class Story:
             f"{day}  case {case:<3} {trigger:<18} {error}"
             for day, case, trigger, error in self.refusals
         ]
-        lines += ["", f"Outbox ({len(self.mail)} notifications waiting to be sent)"]
-        lines += [f"  {r['to']:<34} {r['kind']:<28} case {r['case']}" for r in self.mail]
-        lines += ["", f"Database: {self.database}"]
+        lines += ["", f"Mail received by the local SMTP sink ({len(self.mail)})"]
+        for r in self.mail:
+            lines += ["", f"  To: {r['to']}" + (f"   Cc: {r['cc']}" if r["cc"] else "")]
+            lines += [f"  Subject: {r['subject']}"]
+            lines += [f"    {line}" for line in r["first_lines"]]
+        lines += ["", f"Database:      {self.database}", f"Received mail: {self.maildir}"]
         return "\n".join(lines)
 
 
 def run_demo(workdir: Path) -> Story:
-    """Start from an empty store in `workdir`, import the example and play its whole story."""
+    """Start from an empty store in `workdir`, import the example and play its whole story.
+
+    Mail goes out after each step to a local SMTP sink started in this process.
+    """
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -187,43 +196,53 @@ def run_demo(workdir: Path) -> Story:
     try:
         create_schema(engine)
         with writing(engine) as session:
-            done = file_document(
-                session,
-                parse(example_document()),
-                clock=Clock.on(IMPORT_DAY),
-                source="application.json",
+            first, second = (
+                file_document(
+                    session,
+                    parse(example_document()),
+                    clock=Clock.on(IMPORT_DAY),
+                    source="application.json",
+                )
+                for _ in range(2)
             )
             add_user(session, email=STAFF, role="staff", name="Programme officer")
-            second = file_document(
-                session,
-                parse(example_document()),
-                clock=Clock.on(IMPORT_DAY),
-                source="application.json",
+        story = Story(
+            database=url.removeprefix("sqlite:///"), maildir=str((workdir / "mail").resolve())
+        )
+        with Sink(maildir=workdir / "mail") as sink:
+            settings = get_settings(
+                database_url=url,
+                smtp_host="127.0.0.1",
+                smtp_port=sink.port,
+                smtp_tls="none",
+                smtp_username=None,
+                smtp_password=None,
             )
-        story = Story(database=url.removeprefix("sqlite:///"))
-        ids = [done.application, *done.mobilities]
-        for number, step in enumerate(STORY):
-            if number in MISTAKES:
-                _play(engine, story, ids, MISTAKES[number])
-            _play(engine, story, ids, step)
-        for step in SECOND:
-            _play(engine, story, [second.application, *second.mobilities], step)
+            ids = [first.application, *first.mobilities]
+            for number, step in enumerate(STORY):
+                if number in MISTAKES:
+                    _play(engine, story, ids, MISTAKES[number], settings)
+                _play(engine, story, ids, step, settings)
+            for step in SECOND:
+                _play(engine, story, [second.application, *second.mobilities], step, settings)
+            with reading(engine) as session:
+                expected = len(rows(session, status="sent"))
+            story.mail = [_letter(r) for r in sink.wait_for(expected)]
         story.moves.sort(key=lambda move: move[0])
-        with reading(engine) as session:
-            rows = session.execute(select(Outbox).order_by(Outbox.id)).scalars()
-            story.mail = [
-                {
-                    "to": r.recipient,
-                    "kind": r.kind,
-                    "case": r.case_id,
-                    "status": r.status,
-                    "context": r.context,
-                }
-                for r in rows
-            ]
         return story
     finally:
         engine.dispose()
+
+
+def _letter(received: Received) -> dict[str, Any]:
+    body = received.message.get_body(("plain",))
+    text = body.get_content() if body is not None else ""
+    return {
+        "to": str(received.message["To"]),
+        "cc": str(received.message["Cc"]) if received.message["Cc"] else None,
+        "subject": str(received.message["Subject"]),
+        "first_lines": [line for line in text.splitlines() if line.strip()][:3],
+    }
 
 
 def _play(
@@ -231,6 +250,7 @@ def _play(
     story: Story,
     ids: list[int],
     step: tuple[int, str, str, date, str | None, dict[str, object]],
+    settings: Settings,
 ) -> None:
     index, trigger, actor, day, note, facts = step
     try:
@@ -248,6 +268,7 @@ def _play(
         story.refusals.append((day, ids[index], trigger, str(exc)))
         return
     story.moves += [(day, m) for m in moves]
+    send_pending(engine, settings, Clock.on(day))
 
 
 def story_json(story: Story) -> str:

@@ -145,19 +145,22 @@ def digest(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @app.command("mail-sink")
 def mail_sink(
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8025,
+    ctx: typer.Context,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on (default VETPRO_SMTP_PORT).")
+    ] = None,
     maildir: Annotated[Path | None, typer.Option("--maildir", help="Keep mail here too.")] = None,
 ) -> None:
     """Run a local SMTP server that keeps what it receives (Ctrl-C stops it)."""
-    from ..notifications.sink import serve
+    from ..notifications.sink import Received, Sink, serve
 
-    kept = f", keeping mail in {maildir}" if maildir else ""
-    typer.echo(f"mail sink listening on 127.0.0.1:{port}{kept}")
+    def ready(sink: Sink) -> None:
+        kept = f", keeping mail in {maildir}" if maildir else ""
+        typer.echo(f"mail sink listening on {sink.host}:{sink.port}{kept} (Ctrl-C stops it)")
 
-    def show(r: Any) -> None:
+    def show(r: Received) -> None:
         to = ", ".join(r.recipients)
-        typer.echo(
-            f"{r.message.get('Date', '')}  {r.sender} -> {to}  {r.message.get('Subject', '')}"
-        )
+        typer.echo(f"{r.received_at:%H:%M:%S}  {r.sender} -> {to}  {r.message.get('Subject', '')}")
 
-    serve(host="127.0.0.1", port=port, maildir=maildir, on_message=show)
+    chosen = env_of(ctx).settings.smtp_port if port is None else port
+    serve(host="127.0.0.1", port=chosen, maildir=maildir, on_message=show, on_ready=ready)

@@ -39,8 +39,8 @@ class Received:
 
     @cached_property
     def message(self) -> EmailMessage:
-        """The message parsed with the modern email policy (parsed on first use only)."""
-        return BytesParser(policy=default_policy).parsebytes(self.raw)
+        """The message parsed with the modern email policy and LF line ends, on first use."""
+        return BytesParser(policy=default_policy).parsebytes(_unix_lines(self.raw))
 
 
 class _Handler:
@@ -130,7 +130,7 @@ class Sink:
             return self
         _quiet_aiosmtpd()
         if self.maildir is not None:
-            self._mailbox = mailbox.Maildir(self.maildir, create=True)
+            self._mailbox = _open_maildir(self.maildir)
         self.port = _free_port(self.host, self.port)
         # A fixed server name: without one, aiosmtpd asks DNS for this machine's name on start.
         controller = Controller(
@@ -224,6 +224,20 @@ def _free_port(host: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
+def _open_maildir(folder: Path) -> mailbox.Maildir:
+    """The Maildir at the folder, created with its parents when missing; else say why not."""
+    try:
+        for sub in ("tmp", "new", "cur"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        box = mailbox.Maildir(folder, create=False)
+    except OSError as exc:
+        raise InvalidInput(
+            f"the mail sink cannot keep mail in {folder} ({exc.strerror or exc}); "
+            "choose a folder it can write"
+        ) from None
+    return box
+
+
 def _quiet_aiosmtpd() -> None:
     """Keep aiosmtpd's per-connection chatter off the terminal; its errors still show."""
     log = logging.getLogger("mail.log")
@@ -235,4 +249,9 @@ def _with_envelope(received: Received) -> bytes:
     """The message as a mail server files it: Return-Path and Delivered-To in front, LF endings."""
     lines = [f"Return-Path: <{received.sender}>"]
     lines += [f"Delivered-To: {recipient}" for recipient in received.recipients]
-    return "\n".join(lines).encode() + b"\n" + received.raw.replace(b"\r\n", b"\n")
+    return "\n".join(lines).encode() + b"\n" + _unix_lines(received.raw)
+
+
+def _unix_lines(raw: bytes) -> bytes:
+    """SMTP carries CRLF line ends; local files and Python strings use LF."""
+    return raw.replace(b"\r\n", b"\n")

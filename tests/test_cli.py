@@ -276,8 +276,8 @@ def test_the_demo_walks_the_example_to_closed(tmp_path):
         (1, "close"),
     ]
     mail = story["mail"]
-    assert len(mail) == 11
+    assert len(mail) == 13
     assert mail[0]["to"] == COORDINATOR and "received" in mail[0]["subject"].lower()
     participants = {m["to"] for m in mail if "participant report" in m["subject"].lower()}
     assert participants == {"markus.leitner@bbz-steyr.example", "sabine.gruber@bbz-steyr.example"}
-    assert len(list((tmp_path / "demo" / "mail" / "new").iterdir())) == 11
+    assert len(list((tmp_path / "demo" / "mail" / "new").iterdir())) == 13

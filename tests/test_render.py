@@ -29,6 +29,7 @@ APPLICATION_CONTEXT: dict[str, Any] = {
     "trigger": "approve",
     "note": "Strong partnership.\nPlease budget the travel of the second teacher again.",
     "coordinator_name": "Claire Martin",
+    "coordinator_email": "claire@lycee.example",
     "applicant": "Lycée des Métiers",
     "next_step": "The coordinator signs the grant agreement and records it (start_preparation) "
     "before the project starts on 2027-06-01.",
@@ -63,7 +64,8 @@ REMINDERS: dict[str, tuple[str, int]] = {
     "validation_overdue": ("2027-10-29", 0),
     "final_report_reminder": ("2029-07-30", 7),
 }
-MOBILITY_KINDS = {"departure_confirmation", "participant_report_request", "mobility_cancelled",
+MOBILITY_KINDS = {"departure_confirmation", "return_recorded", "participant_report_request",
+                  "mobility_cancelled",
                   "training_agreement_reminder", "preparation_reminder",
                   "participant_report_reminder", "validation_overdue"}  # fmt: skip
 CASE_KINDS = [k for k in NOTIFICATION_KINDS if k != "staff_digest"]

@@ -52,8 +52,10 @@ def test_every_move_that_prompts_someone_leaves_a_pending_outbox_row(engine):
         (app, "grant_agreement_recorded", coordinator, "pending"),
         (first, "departure_confirmation", coordinator, "pending"),
         (first, "participant_report_request", "markus.leitner@bbz-steyr.example", "pending"),
+        (first, "return_recorded", coordinator, "pending"),
         (second, "departure_confirmation", coordinator, "pending"),
         (second, "participant_report_request", "sabine.gruber@bbz-steyr.example", "pending"),
+        (second, "return_recorded", coordinator, "pending"),
         (app, "final_report_due", coordinator, "pending"),
         (app, "closure", coordinator, "pending"),
     ]

@@ -240,7 +240,7 @@ def _letter(received: Received) -> dict[str, Any]:
     return {
         "to": str(received.message["To"]),
         "cc": str(received.message["Cc"]) if received.message["Cc"] else None,
-        "subject": str(received.message["Subject"]),
+        "subject": " ".join(str(received.message["Subject"]).split()),
         "first_lines": [line for line in text.splitlines() if line.strip()][:3],
     }
 

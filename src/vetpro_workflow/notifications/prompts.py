@@ -21,9 +21,13 @@ ON_MOVE: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("application", "withdraw"): (("withdrawal_confirmed", "coordinator"),),
     ("application", "start_preparation"): (("grant_agreement_recorded", "coordinator"),),
     ("application", "mobilities_validated"): (("final_report_due", "coordinator"),),
+    ("application", "mobilities_cancelled"): (("final_report_due", "coordinator"),),
     ("application", "close"): (("closure", "coordinator"),),
     ("mobility", "depart"): (("departure_confirmation", "coordinator"),),
-    ("mobility", "return_home"): (("participant_report_request", "participant"),),
+    ("mobility", "return_home"): (
+        ("participant_report_request", "participant"),
+        ("return_recorded", "coordinator"),
+    ),
     ("mobility", "cancel"): (("mobility_cancelled", "coordinator"),),
 }
 
@@ -52,6 +56,7 @@ def context_of(
         "trigger": trigger,
         "note": note,
         "coordinator_name": case.coordinator_name,
+        "coordinator_email": case.coordinator_email,
         "applicant": case.applicant_name,
         "next_step": step.text,
         "next_step_due": step.due.isoformat() if step.due else None,

@@ -33,6 +33,7 @@ NOTIFICATION_KINDS: tuple[str, ...] = (
     "closure",
     # moves of a mobility
     "departure_confirmation",
+    "return_recorded",
     "participant_report_request",
     "mobility_cancelled",
     # deadline reminders of the daily sweep

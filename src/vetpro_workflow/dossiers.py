@@ -48,7 +48,8 @@ def _facts(row: Any, names: list[str]) -> dict[str, Any]:
     return {name: row[f"fact_{name}"] for name in names if row[f"fact_{name}"] is not None}
 
 
-def _mobilities() -> Select[Any]:
+def mobility_rows() -> Select[Any]:
+    """The columns of a mobility snapshot, joined, for any filter."""
     columns = [
         _case.c.id,
         _case.c.state,
@@ -87,9 +88,9 @@ def _mobilities() -> Select[Any]:
     )
 
 
-_MOBILITY_BY_ID = _mobilities().where(_case.c.id == bindparam("case_id"))
+_MOBILITY_BY_ID = mobility_rows().where(_case.c.id == bindparam("case_id"))
 _MOBILITIES_OF = (
-    _mobilities().where(_mob.c.application_id == bindparam("case_id")).order_by(_case.c.id)
+    mobility_rows().where(_mob.c.application_id == bindparam("case_id")).order_by(_case.c.id)
 )
 _APPLICATION_BY_ID = (
     select(

@@ -113,8 +113,8 @@ class Application(SQLModel, table=True):
     title: str
     objectives: str
     dissemination_plan: str
-    start_date: date
-    end_date: date
+    start_date: date = Field(index=True)
+    end_date: date = Field(index=True)
     grant_agreement_signed_on: date | None = None
     final_report_on: date | None = None
 
@@ -182,3 +182,16 @@ class Outbox(SQLModel, table=True):
     claimed_until: datetime | None = _utc(default=None)
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(default=None)
+
+
+class SweepRun(SQLModel, table=True):
+    """One run of the deadline sweep: the day it swept and what it did (so the next catches up)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(index=True)
+    since: date
+    started_at: datetime = _utc()
+    finished_at: datetime = _utc()
+    reminders: int = 0
+    transitions: int = 0
+    by_rule: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

@@ -1,0 +1,240 @@
+"""The daily deadline sweep: what fell due since the last sweep, found with set-based queries.
+
+It fires the system's own trigger (a mobility abroad returns on its planned end date, through
+`cases.apply` like any other move) and enqueues each reminder of `deadlines.RULES` once: the
+outbox key makes a second run, or a run after an interrupted one, harmless. A sweep that did not
+run for some days catches up from the day after the last one it recorded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Select, and_, false, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import dossiers
+from .actors import SYSTEM
+from .cases import apply
+from .clock import Clock
+from .db import reading, writing
+from .deadlines import RULES, Rule, anchor_window, reminder_context, reminder_key
+from .errors import ConflictError, TransitionRefused
+from .models import Application, Call, Case, Mobility, Organisation, Outbox, SweepRun, User
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did (or, dry, would do) on a day."""
+
+    day: date
+    since: date
+    reminders: int = 0
+    transitions: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    planned: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "day": self.day.isoformat(),
+            "since": self.since.isoformat(),
+            "reminders": self.reminders,
+            "transitions": self.transitions,
+            "by_rule": dict(sorted(self.by_rule.items())),
+        }
+        if self.planned:
+            out["planned"] = self.planned
+        return out
+
+
+def last_swept(engine: Engine) -> date | None:
+    """The last day a sweep recorded."""
+    with reading(engine) as session:
+        return session.execute(select(func.max(SweepRun.day))).scalar_one_or_none()
+
+
+def _returns(engine: Engine, today: date) -> list[tuple[int, date]]:
+    """Mobilities abroad whose planned end date has come."""
+    with reading(engine) as session:
+        query = (
+            select(Case.id, Mobility.end_date)
+            .join(Mobility, Mobility.id == Case.id)
+            .where(Case.state == "abroad", Mobility.end_date <= today)
+            .order_by(Mobility.end_date, Case.id)
+        )
+        return [(row.id, row.end_date) for row in session.execute(query)]
+
+
+def _applications() -> Select[Any]:
+    return (
+        select(
+            Case.id,
+            Case.state,
+            Application.id.label("application_id"),
+            Application.title.label("project_title"),
+            Application.start_date,
+            Application.end_date,
+            Organisation.name.label("applicant_name"),
+            User.name.label("coordinator_name"),
+            User.email.label("coordinator_email"),
+            Call.application_deadline.label("deadline"),
+        )
+        .join(Application, Application.id == Case.id)
+        .join(Organisation, Organisation.id == Application.applicant_id)
+        .join(User, User.id == Application.coordinator_id)
+        .join(Call, Call.id == Application.call_id)
+    )
+
+
+def _due_rows(engine: Engine, r: Rule, offset: int, since: date, today: date) -> list[Any]:
+    """The cases a rule reminds of at one offset, for the days after `since` up to `today`."""
+    lo, hi = anchor_window(offset, since, today)
+    if r.kind == "mobility":
+        m = Mobility.__table__  # type: ignore[attr-defined]
+        column = {"start": m.c.start_date, "end": m.c.end_date, "returned": m.c.returned_on}[
+            r.anchor
+        ]
+        query = dossiers.mobility_rows().where(column.between(lo, hi), Case.state.in_(r.states))
+        if r.condition == "preparation_missing":
+            query = query.where(
+                m.c.language_preparation.is_(True),
+                or_(m.c.preparation_done.is_(None), m.c.preparation_done.is_(false())),
+            )
+        elif r.condition == "report_missing":
+            query = query.where(m.c.participant_report_on.is_(None))
+    else:
+        query = _applications().where(Case.state.in_(r.states))
+        if r.anchor == "deadline":
+            start = datetime.combine(lo, time(0), tzinfo=UTC)
+            end = datetime.combine(hi + timedelta(days=1), time(0), tzinfo=UTC)
+            query = query.where(Call.application_deadline >= start, Call.application_deadline < end)
+        else:
+            column = {"start": Application.start_date, "end": Application.end_date}[r.anchor]
+            query = query.where(and_(column >= lo, column <= hi))
+    with reading(engine) as session:
+        return list(session.execute(query).mappings())
+
+
+def _anchor(r: Rule, row: Any) -> date:
+    if r.anchor == "deadline":
+        return row["deadline"].date()  # type: ignore[no-any-return]
+    if r.anchor == "returned":
+        return row["fact_returned_on"]  # type: ignore[no-any-return]
+    return row["start_date"] if r.anchor == "start" else row["end_date"]  # type: ignore[no-any-return]
+
+
+def _notices(
+    r: Rule, offset: int, rows: list[Any], *, today: date, now: datetime, staff_email: str
+) -> list[dict[str, Any]]:
+    notices = []
+    for row in rows:
+        anchor = _anchor(r, row)
+        context = reminder_context(r, dict(row), anchor=anchor, today=today)
+        to = {"participant": row.get("participant_email"), "staff": staff_email}.get(
+            r.to, row["coordinator_email"]
+        )
+        notices.append(
+            {
+                "key": reminder_key(row["id"], r, date.fromisoformat(context["due_date"]), offset),
+                "case_id": row["id"],
+                "kind": r.notice,
+                "recipient": to,
+                "cc": row["coordinator_email"] if offset in r.cc_coordinator_at else None,
+                "context": context,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        )
+    return notices
+
+
+def _enqueue(engine: Engine, notices: list[dict[str, Any]]) -> int:
+    """Insert reminders, skipping any whose key is already in the outbox; how many were new."""
+    if not notices:
+        return 0
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(Outbox).on_conflict_do_nothing(index_elements=["key"]).returning(Outbox.id)
+    )
+    with writing(engine) as session:
+        inserted = session.execute(statement, notices).all()
+        session.commit()
+    return len(inserted)
+
+
+def _not_yet_queued(engine: Engine, notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = [n["key"] for n in notices]
+    with reading(engine) as session:
+        queued = set(session.execute(select(Outbox.key).where(Outbox.key.in_(keys))).scalars())
+    return [n for n in notices if n["key"] not in queued]
+
+
+def sweep(
+    engine: Engine,
+    *,
+    clock: Clock,
+    staff_email: str,
+    since: date | None = None,
+    dry_run: bool = False,
+) -> SweepReport:
+    """Sweep the days after the last sweep (or `since`) up to the clock's today."""
+    today = clock.today
+    if since is None:
+        last = last_swept(engine)
+        since = min(last, today - timedelta(days=1)) if last else today - timedelta(days=1)
+    report = SweepReport(day=today, since=since)
+    for case_id, end in _returns(engine, today):
+        if dry_run:
+            report.planned.append({"case_id": case_id, "trigger": "return_home", "on": str(end)})
+            report.transitions += 1
+            continue
+        try:
+            with writing(engine) as session:
+                apply(
+                    session=session,
+                    case_id=case_id,
+                    trigger="return_home",
+                    actor=SYSTEM,
+                    clock=clock,
+                    facts={"returned_on": end},
+                    staff_email=staff_email,
+                )
+            report.transitions += 1
+        except (ConflictError, TransitionRefused):
+            continue  # someone recorded the return meanwhile: nothing left to do
+    for r in RULES:
+        for offset in r.offsets:
+            rows = _due_rows(engine, r, offset, since, today)
+            notices = _notices(r, offset, rows, today=today, now=clock.now, staff_email=staff_email)
+            if dry_run:
+                notices = _not_yet_queued(engine, notices)
+                report.planned += [
+                    {"case_id": n["case_id"], "rule": r.name, "to": n["recipient"], "key": n["key"]}
+                    for n in notices
+                ]
+                count = len(notices)
+            else:
+                count = _enqueue(engine, notices)
+            report.reminders += count
+            if count:
+                report.by_rule[r.name] += count
+    if not dry_run:
+        with writing(engine) as session:
+            session.add(
+                SweepRun(
+                    day=today,
+                    since=since,
+                    started_at=clock.now,
+                    finished_at=clock.now,
+                    reminders=report.reminders,
+                    transitions=report.transitions,
+                    by_rule=dict(report.by_rule),
+                )
+            )
+            session.commit()
+    return report

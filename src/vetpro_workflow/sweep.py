@@ -174,24 +174,24 @@ def _not_yet_queued(engine: Engine, notices: list[dict[str, Any]]) -> list[dict[
     return [n for n in notices if n["key"] not in queued]
 
 
-def sweep(
-    engine: Engine,
-    *,
-    clock: Clock,
-    staff_email: str,
-    since: date | None = None,
-    dry_run: bool = False,
-) -> SweepReport:
-    """Sweep the days after the last sweep (or `since`) up to the clock's today."""
-    today = clock.today
-    if since is None:
-        last = last_swept(engine)
-        since = min(last, today - timedelta(days=1)) if last else today - timedelta(days=1)
-    report = SweepReport(day=today, since=since)
-    for case_id, end in _returns(engine, today):
+def window_start(engine: Engine, today: date, since: date | None = None) -> date:
+    """The last day already swept: the last recorded sweep's, or yesterday on a first run."""
+    if since is not None:
+        return since
+    last = last_swept(engine)
+    yesterday = today - timedelta(days=1)
+    return min(last, yesterday) if last else yesterday
+
+
+def sweep_returns(
+    engine: Engine, *, clock: Clock, staff_email: str, dry_run: bool = False
+) -> tuple[int, list[dict[str, Any]]]:
+    """Return every mobility abroad whose planned end date has come (system trigger)."""
+    moved, planned = 0, []
+    for case_id, end in _returns(engine, clock.today):
         if dry_run:
-            report.planned.append({"case_id": case_id, "trigger": "return_home", "on": str(end)})
-            report.transitions += 1
+            planned.append({"case_id": case_id, "trigger": "return_home", "on": str(end)})
+            moved += 1
             continue
         try:
             with writing(engine) as session:
@@ -204,37 +204,78 @@ def sweep(
                     facts={"returned_on": end},
                     staff_email=staff_email,
                 )
-            report.transitions += 1
+            moved += 1
         except (ConflictError, TransitionRefused):
             continue  # someone recorded the return meanwhile: nothing left to do
-    for r in RULES:
-        for offset in r.offsets:
-            rows = _due_rows(engine, r, offset, since, today)
-            notices = _notices(r, offset, rows, today=today, now=clock.now, staff_email=staff_email)
-            if dry_run:
-                notices = _not_yet_queued(engine, notices)
-                report.planned += [
-                    {"case_id": n["case_id"], "rule": r.name, "to": n["recipient"], "key": n["key"]}
-                    for n in notices
-                ]
-                count = len(notices)
-            else:
-                count = _enqueue(engine, notices)
-            report.reminders += count
-            if count:
-                report.by_rule[r.name] += count
-    if not dry_run:
-        with writing(engine) as session:
-            session.add(
-                SweepRun(
-                    day=today,
-                    since=since,
-                    started_at=clock.now,
-                    finished_at=clock.now,
-                    reminders=report.reminders,
-                    transitions=report.transitions,
-                    by_rule=dict(report.by_rule),
-                )
+    return moved, planned
+
+
+def sweep_rule(
+    engine: Engine,
+    r: Rule,
+    *,
+    since: date,
+    clock: Clock,
+    staff_email: str,
+    dry_run: bool = False,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Enqueue one rule's reminders that fell due after `since`; how many were new."""
+    count, planned = 0, []
+    for offset in r.offsets:
+        rows = _due_rows(engine, r, offset, since, clock.today)
+        notices = _notices(
+            r, offset, rows, today=clock.today, now=clock.now, staff_email=staff_email
+        )
+        if dry_run:
+            notices = _not_yet_queued(engine, notices)
+            planned += [
+                {"case_id": n["case_id"], "rule": r.name, "to": n["recipient"], "key": n["key"]}
+                for n in notices
+            ]
+            count += len(notices)
+        else:
+            count += _enqueue(engine, notices)
+    return count, planned
+
+
+def record_sweep(engine: Engine, report: SweepReport, *, clock: Clock) -> None:
+    """Remember the day swept, so the next sweep catches up from the day after."""
+    with writing(engine) as session:
+        session.add(
+            SweepRun(
+                day=report.day,
+                since=report.since,
+                started_at=clock.now,
+                finished_at=clock.now,
+                reminders=report.reminders,
+                transitions=report.transitions,
+                by_rule=dict(report.by_rule),
             )
-            session.commit()
+        )
+        session.commit()
+
+
+def sweep(
+    engine: Engine,
+    *,
+    clock: Clock,
+    staff_email: str,
+    since: date | None = None,
+    dry_run: bool = False,
+) -> SweepReport:
+    """Sweep the days after the last sweep (or `since`) up to the clock's today."""
+    report = SweepReport(day=clock.today, since=window_start(engine, clock.today, since))
+    report.transitions, report.planned = sweep_returns(
+        engine, clock=clock, staff_email=staff_email, dry_run=dry_run
+    )
+    for r in RULES:
+        count, planned = sweep_rule(
+            engine, r, since=report.since, clock=clock, staff_email=staff_email, dry_run=dry_run
+        )
+        report.reminders += count
+        report.planned += planned
+        if count:
+            report.by_rule[r.name] += count
+    if not dry_run:
+        record_sweep(engine, report, clock=clock)
     return report

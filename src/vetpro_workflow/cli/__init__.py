@@ -7,7 +7,7 @@ Commands that run no flow never import Prefect, so they answer at once.
 
 from __future__ import annotations
 
-from . import cases, mail  # noqa: F401  (they register their commands on the app)
+from . import cases, flows, mail  # noqa: F401  (they register their commands on the app)
 from .base import app
 
 

@@ -11,9 +11,12 @@ the stable Message-ID lets the receiving side recognise such a copy.
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Any
 
 import aiosmtplib
@@ -34,6 +37,8 @@ from .outbox import (
 )
 from .render import render
 
+_NOT_ATOM = re.compile(r"[^A-Za-z0-9_-]+")
+
 
 @dataclass
 class Tally:
@@ -50,8 +55,10 @@ class Tally:
 
 def message_id(letter_key: str, settings: Settings) -> str:
     """A Message-ID that is the same every time the same row is sent."""
-    domain = settings.mail_from.rpartition("@")[2] or "vetpro.invalid"
-    local = "".join(c if c.isalnum() or c in ".-" else "." for c in letter_key)
+    # The sender may carry a display name: 'VETPRO <vetpro@agency.example>'.
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "vetpro.invalid"
+    # A dot-atom: what is not allowed in one becomes a dot, never two dots in a row.
+    local = _NOT_ATOM.sub(".", letter_key).strip(".") or "outbox"
     return f"<{local}@{domain}>"
 
 
@@ -155,14 +162,15 @@ async def drain(
     """Send every due row (or at most `limit`), batch by batch; how many went where."""
     release_dead_claims(engine)
     tally, by = Tally(), holder()
-    done = 0
+    done, started = 0, time.monotonic()
     while limit is None or done < limit:
         size = (
             settings.mail_batch_size
             if limit is None
             else min(settings.mail_batch_size, limit - done)
         )
-        letters = claim(engine, now=clock.now, size=size, by=by)
+        elapsed = timedelta(seconds=time.monotonic() - started)
+        letters = claim(engine, now=clock.now, size=size, by=by, elapsed=elapsed)
         if not letters:
             break
         done += len(letters)

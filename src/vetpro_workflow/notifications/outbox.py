@@ -98,22 +98,29 @@ def _due(now: datetime) -> Any:
     )
 
 
-def claim(engine: Engine, *, now: datetime, size: int, by: str) -> list[Letter]:
-    """Claim up to `size` due rows for one sender, oldest first."""
+def claim(
+    engine: Engine, *, now: datetime, size: int, by: str, elapsed: timedelta = timedelta(0)
+) -> list[Letter]:
+    """Claim up to `size` due rows for one sender, oldest first, for `LEASE` from now on.
+
+    `elapsed` is how long the sender has been running on a clock read when it started: the
+    lease of a batch claimed late in a long run must still last `LEASE` from the claim.
+    """
     with write_connection(engine) as db:
-        ids = (
+        # PostgreSQL locks the rows picked until the claim commits and skips the rows another
+        # sender is claiming right now, rather than waiting for them only to find them taken.
+        # (SQLite takes the whole file at BEGIN, so claims there follow one another.)
+        picked = db.execute(
             select(_OUTBOX.c.id)
             .where(_due(now))
             .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
             .limit(size)
-            .scalar_subquery()
-        )
-        # The WHERE is evaluated again on each row: a row another sender claimed meanwhile is
-        # no longer due, so it is not taken twice.
+            .with_for_update(skip_locked=True)
+        ).scalars()
         db.execute(
             update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(ids), _due(now))
-            .values(claimed_by=by, claimed_until=now + LEASE)
+            .where(_OUTBOX.c.id.in_(list(picked)), _due(now))
+            .values(claimed_by=by, claimed_until=now + elapsed + LEASE)
         )
         rows = db.execute(
             select(_OUTBOX).where(_OUTBOX.c.claimed_by == by).order_by(_OUTBOX.c.id)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from factories import STORY, import_doc, walk
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from factories import STORY, import_doc, walk
 from vetpro_workflow.models import Outbox
 from vetpro_workflow.notifications.digest import enqueue_digest, overdue
 

@@ -7,10 +7,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from factories import import_doc, snapshot, state_of, walk
 from sqlalchemy import select
 from sqlmodel import Session
 
+from factories import import_doc, snapshot, state_of, walk
 from vetpro_workflow.clock import Clock
 from vetpro_workflow.deadlines import RULES
 from vetpro_workflow.flows import quiet_prefect
@@ -166,7 +166,7 @@ def test_the_advance_flow_fires_a_trigger_through_the_service(store):
     moves = jobs.advance_case(
         done.application, "submit", "anna.huber@bbz-steyr.example", today=date(2027, 1, 15)
     )
-    assert [(m["case_id"], m["dest"]) for m in moves][0] == (done.application, "submitted")
+    assert next((m["case_id"], m["dest"]) for m in moves) == (done.application, "submitted")
     assert state_of(store, done.mobilities[0]) == "submitted"
 
 

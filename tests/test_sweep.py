@@ -158,7 +158,7 @@ STEP_DONE = [
     ("the training agreement was recorded", 4, None, 1, "training_agreement_reminder",
      date(2027, 8, 30)),
     ("no preparation was planned", 3, None, 2, "preparation_reminder", date(2027, 9, 20)),
-    ("the participant report was received", 7,
+    ("the report was received with the validation", 7,
      ("validate", date(2027, 10, 5),
       {"europass_ref": "EMD-2027-0001", "participant_report_on": "2027-10-01"}),
      1, "participant_report_reminder", date(2027, 10, 8)),
@@ -481,3 +481,16 @@ def test_a_sweep_on_a_day_with_nothing_due_writes_no_outbox_row(engine):
     after = snapshot(engine)
     assert after["outbox"] == before["outbox"]
     assert {t for t in after if after[t] != before[t]} == {"sweeprun"}
+
+
+def test_a_dry_run_after_an_interrupted_sweep_lists_only_what_is_left(engine):
+    cases = busy_store(engine)
+    crash = crash_on_insert(engine, "outbox", "NEW.kind = 'preparation_reminder'")
+    with crash, pytest.raises(DBAPIError):
+        sweep_on(engine, BUSY_DAY)
+
+    dry = sweep_on(engine, BUSY_DAY, dry_run=True)
+
+    assert [(p["case_id"], p["rule"]) for p in dry.planned] == [
+        (cases["preparation"], "preparation")
+    ]

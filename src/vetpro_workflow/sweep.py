@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, Select, and_, false, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +25,8 @@ from .db import reading, writing
 from .deadlines import RULES, Rule, anchor_window, reminder_context, reminder_key
 from .errors import ConflictError, TransitionRefused
 from .models import Application, Call, Case, Mobility, Organisation, Outbox, SweepRun, User
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
 
 
 @dataclass
@@ -107,9 +110,9 @@ def _due_rows(engine: Engine, r: Rule, offset: int, since: date, today: date) ->
             query = query.where(m.c.participant_report_on.is_(None))
     else:
         query = _applications().where(Case.state.in_(r.states))
-        if r.anchor == "deadline":
-            start = datetime.combine(lo, time(0), tzinfo=UTC)
-            end = datetime.combine(hi + timedelta(days=1), time(0), tzinfo=UTC)
+        if r.anchor == "deadline":  # a call's deadline day is a day in Brussels
+            start = datetime.combine(lo, time(0), tzinfo=BRUSSELS)
+            end = datetime.combine(hi + timedelta(days=1), time(0), tzinfo=BRUSSELS)
             query = query.where(Call.application_deadline >= start, Call.application_deadline < end)
         else:
             column = {"start": Application.start_date, "end": Application.end_date}[r.anchor]
@@ -120,7 +123,7 @@ def _due_rows(engine: Engine, r: Rule, offset: int, since: date, today: date) ->
 
 def _anchor(r: Rule, row: Any) -> date:
     if r.anchor == "deadline":
-        return row["deadline"].date()  # type: ignore[no-any-return]
+        return row["deadline"].astimezone(BRUSSELS).date()  # type: ignore[no-any-return]
     if r.anchor == "returned":
         return row["fact_returned_on"]  # type: ignore[no-any-return]
     return row["start_date"] if r.anchor == "start" else row["end_date"]  # type: ignore[no-any-return]

@@ -191,6 +191,22 @@ def _port_of(child: BaseProcess, ready: Any) -> int:
     raise RuntimeError("the sink process did not start listening within 60 s")
 
 
+@dataclass
+class Timing:
+    """How long a drain took: on the wall, and on this process's CPU (the sink's not counted)."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+
+@contextmanager
+def timing() -> Iterator[Timing]:
+    """Time the block, on the wall and on this process's CPU."""
+    took, wall, cpu = Timing(), time.perf_counter(), time.process_time()
+    yield took
+    took.wall, took.cpu = time.perf_counter() - wall, time.process_time() - cpu
+
+
 def copy_store(source: Path, target: Path) -> None:
     """A page-for-page copy of a SQLite file, so each run of our path starts from one store."""
     target.unlink(missing_ok=True)
@@ -212,7 +228,7 @@ def settings_for(store: Path, port: int, concurrency: int) -> Settings:
     )
 
 
-def drain_ours(seeded: Path, work: Path, concurrency: int, *, limit: int | None = None) -> float:
+def drain_ours(seeded: Path, work: Path, concurrency: int, *, limit: int | None = None) -> Timing:
     """Seconds `send_pending` takes to send every row of a fresh copy of the store (or `limit`)."""
     store = work / f"ours-{concurrency}.db"
     copy_store(seeded, store)
@@ -220,15 +236,16 @@ def drain_ours(seeded: Path, work: Path, concurrency: int, *, limit: int | None 
     with sink_process() as (port, received):
         engine = make_engine(f"sqlite:///{store}")
         try:
-            start = time.perf_counter()
-            tally = send_pending(engine, settings_for(store, port, concurrency), CLOCK, limit=limit)
-            elapsed = time.perf_counter() - start
+            with timing() as took:
+                tally = send_pending(
+                    engine, settings_for(store, port, concurrency), CLOCK, limit=limit
+                )
         finally:
             engine.dispose()
         path = f"ours, {concurrency} connection(s)"
         check(path, tally.sent, received(), wanted)
         check(f"{path}, rows marked sent", count_rows(store, status="sent"), received(), wanted)
-    return elapsed
+    return took
 
 
 def count_rows(store: Path, *, status: str) -> int:
@@ -251,15 +268,14 @@ async def _send_plain(messages: list[tuple[EmailMessage, list[str]]], port: int)
 
 def drain_plain(
     messages: list[tuple[EmailMessage, list[str]]], *, limit: int | None = None
-) -> float:
+) -> Timing:
     """Seconds plain aiosmtplib takes to send the messages (or `limit`) over one connection."""
     messages = messages[:limit]
     with sink_process() as (port, received):
-        start = time.perf_counter()
-        sent = asyncio.run(_send_plain(messages, port))
-        elapsed = time.perf_counter() - start
+        with timing() as took:
+            sent = asyncio.run(_send_plain(messages, port))
         check("plain aiosmtplib", sent, received(), len(messages))
-    return elapsed
+    return took
 
 
 def check(path: str, sent: int, received: int, wanted: int) -> None:
@@ -306,17 +322,19 @@ class Run:
     render_ms: float
 
 
-def report(times: dict[str, list[float]], *, run: Run) -> None:
+def report(times: dict[str, list[Timing]], *, run: Run) -> None:
     """Print each path's rate, each of ours against the baseline, and what they ran on."""
-    rates = {name: [run.messages / t for t in ts] for name, ts in times.items()}
+    rates = {name: [run.messages / t.wall for t in ts] for name, ts in times.items()}
     baseline = rates[PLAIN]
     print("Outbox drain to a local SMTP sink (aiosmtpd in a child process) on 127.0.0.1")
     print("(ours: claim, render, send, one commit per row sent; plain: pre-rendered, no database)")
     print()
-    print(f"  {'path':<30}{'messages/s':>11}{'ms each':>9}   range/s")
+    print(f"  {'path':<30}{'messages/s':>11}{'ms each':>9}{'CPU ms':>8}   range/s")
     for name, rs in rates.items():
         rate = statistics.median(rs)
-        print(f"  {name:<30}{rate:>11,.0f}{1000 / rate:>9.3f}   {min(rs):,.0f}-{max(rs):,.0f}")
+        cpu = statistics.median(t.cpu for t in times[name]) * 1000 / run.messages
+        spread = f"{min(rs):,.0f}-{max(rs):,.0f}"
+        print(f"  {name:<30}{rate:>11,.0f}{1000 / rate:>9.3f}{cpu:>8.3f}   {spread}")
     print()
     for name, rs in rates.items():
         if name == PLAIN:
@@ -337,6 +355,7 @@ def report(times: dict[str, list[float]], *, run: Run) -> None:
         f"  mix       the story's {len(run.kinds)} mails, cycled: "
         + ", ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in kinds.items())
     )
+    print("  CPU ms    the sending process's CPU time a message (the sink's is not counted)")
     print(
         f"  render    {run.render_ms:.2f} ms a message, measured while rendering the baseline's "
         "messages (untimed there, part of ours)"
@@ -374,14 +393,14 @@ def main(argv: list[str] | None = None) -> int:
             render_ms = (time.perf_counter() - start) * 1000 / len(messages)
         finally:
             engine.dispose()
-        paths: dict[str, Callable[..., float]] = {
+        paths: dict[str, Callable[..., Timing]] = {
             f"ours, {default} conn. (default)": partial(drain_ours, seeded, work, default),
             "ours, 1 conn.": partial(drain_ours, seeded, work, 1),
             PLAIN: partial(drain_plain, messages),
         }
         for drain in paths.values():
             drain(limit=args.warmup)
-        times: dict[str, list[float]] = {name: [] for name in paths}
+        times: dict[str, list[Timing]] = {name: [] for name in paths}
         names = list(paths)
         for number in range(args.rounds):
             # Rotating the order keeps a busy moment on the machine from landing on one path only.

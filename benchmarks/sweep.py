@@ -28,17 +28,20 @@ import json
 import platform
 import pstats
 import random
+import re
 import shutil
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import event
@@ -50,6 +53,7 @@ from vetpro_workflow.states.eligibility import COUNTRIES, ORGANISATION_TYPES, PR
 from vetpro_workflow.states.steps import VALIDATION_DAYS
 from vetpro_workflow.sweep import SweepReport, sweep
 
+T = TypeVar("T")
 TARGET_GROWTH = 1.5  # sweep(largest store) / sweep(smallest store)
 TARGET_RATIO = 3.0  # sweep / hand-written SQL, at each size
 TARGET_SECONDS = 30.0  # the sweep of the largest store
@@ -60,16 +64,31 @@ AT = f"{CLOCK.now:%Y-%m-%d %H:%M:%S.%f}"  # how SQLAlchemy stores a timestamp on
 STAFF = "na-staff@agency.example"
 FIRST_CALL = 2010
 ORGANISATIONS = 2400
-CURRENT = {DAY.year - 2: 1100, DAY.year - 1: 1400, DAY.year: 150}  # same in every store
+CURRENT = {DAY.year - 2: 1100, DAY.year - 1: 1400, DAY.year: 150}  # the same in every store
 RETURN_SHARE = 0.15  # of the cases due, the mobilities the sweep returns
 D = DAY.toordinal()
+FATES = ("approved",) * 82 + ("rejected",) * 12 + ("withdrawn",) * 3 + ("drafted",) * 3
+STAYS = (1,) * 4 + (2,) * 5 + (3,) * 5 + (4,) * 3 + (5,) * 2 + (6,)  # mobilities per project
 
-# ---------------------------------------------------------------- the projects, as plain dates
+# ---------------------------------------------------------------- projects as plain dates
+
+
+class Dice:
+    """Uniform draws; `random.randint` would be most of the build's time at a million cases."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed).random
+
+    def between(self, lo: int, hi: int) -> int:
+        return lo + int(self.random() * (hi - lo + 1))
+
+    def pick(self, items: Sequence[T]) -> T:
+        return items[int(self.random() * len(items))]
 
 
 @dataclass
 class Stay:
-    """One mobility's plan: the dates on which each of its steps happens (None: never)."""
+    """One mobility's plan: the day each of its steps happens (None: never)."""
 
     start: int
     end: int
@@ -82,7 +101,7 @@ class Stay:
 
 @dataclass
 class Project:
-    """One application's plan, from which its state and its mobilities' on DAY follow."""
+    """One application's plan; its state on DAY, and its mobilities', follow from the dates."""
 
     year: int
     fate: str  # drafted | submitted | rejected | withdrawn | approved
@@ -101,70 +120,51 @@ def decided(year: int) -> int:
     return date(year, 5, 15).toordinal()
 
 
-def stay(
-    rng: random.Random, p: Project, *, start: int | None = None, end: int | None = None
-) -> Stay:
-    """A mobility inside the project's period; pinned dates are kept."""
-    days = rng.randint(7, 42)
+def stay(dice: Dice, p: Project, *, start: int | None = None, end: int | None = None) -> Stay:
+    """A mobility inside the project's period; a pinned start or end is kept."""
+    days, r = dice.between(7, 42), dice.random
     if start is None:
-        start = (end - days + 1) if end is not None else rng.randint(p.start, p.end - days + 1)
+        start = end - days + 1 if end is not None else dice.between(p.start, p.end - days + 1)
     end = start + days - 1 if end is None else end
-    first = (p.grant if p.grant is not None else decided(p.year)) + 1
-    agreed = max(first, start - rng.randint(5, 40))
-    cancelled = (
-        max(decided(p.year) + 1, start - rng.randint(1, 60)) if rng.random() < 0.05 else None
-    )
-    validated = end + rng.randint(5, 90) if rng.random() > 0.02 else None
-    completed = validated + rng.randint(5, 60) if validated is not None else None
-    return Stay(start, end, rng.random() < 0.4, agreed, cancelled, validated, completed)
+    agreed = max((p.grant or decided(p.year)) + 1, start - dice.between(5, 40))
+    cancelled = max(decided(p.year) + 1, start - dice.between(1, 60)) if r() < 0.05 else None
+    validated = end + dice.between(5, 90) if r() > 0.02 else None  # 2% never validated
+    completed = validated + dice.between(5, 60) if validated is not None else None
+    return Stay(start, end, r() < 0.4, agreed, cancelled, validated, completed)
 
 
 def project(
-    rng: random.Random,
-    year: int,
-    *,
-    fate: str | None = None,
-    start: int | None = None,
-    end: int | None = None,
-    stays: int | None = None,
-) -> Project:
-    """A project of a call, at random where nothing is pinned; its mobilities follow."""
-    if fate is None:
-        fate = rng.choices(
-            ("approved", "rejected", "withdrawn", "drafted"), weights=(82, 12, 3, 3)
-        )[0]
-    if start is None:
-        start = date(year, 6, 1).toordinal() + rng.randint(0, 150)
-    if end is None:
-        end = start + round(rng.randint(12, 24) * 30.44) - 1
-    grant = start - rng.randint(10, min(60, start - decided(year) - 1))
-    if fate == "approved" and rng.random() < 0.01:
-        grant = None  # never signed: stays approved for good
-    p = Project(year, fate, start, end, grant)
-    count = (
-        stays if stays is not None else rng.choices((1, 2, 3, 4, 5, 6), (20, 25, 25, 15, 10, 5))[0]
-    )
-    p.stays = [stay(rng, p) for _ in range(count)]
-    return p
+    dice: Dice, year: int, *, fate: str | None = None, start: int | None = None,
+    end: int | None = None, stays: int | None = None,
+) -> Project:  # fmt: skip
+    """A project of a call, drawn at random where nothing is pinned; it is closed in the end."""
+    start = date(year, 6, 1).toordinal() + dice.between(0, 150) if start is None else start
+    end = start + round(dice.between(12, 24) * 30.44) - 1 if end is None else end
+    grant = start - dice.between(10, min(60, start - decided(year) - 1))
+    p = Project(year, fate or dice.pick(FATES), start, end, grant)
+    if p.fate == "approved" and dice.random() < 0.01:
+        p.grant = None  # never signed: approved for good
+    p.stays = [stay(dice, p) for _ in range(stays if stays is not None else dice.pick(STAYS))]
+    return close(dice, p)
 
 
-def close(rng: random.Random, p: Project) -> Project:
-    """The day staff close the project, once the final report is in (None: not yet, for good)."""
+def close(dice: Dice, p: Project) -> Project:
+    """The day staff close the project, after the final report (None: not yet, for good)."""
     completed = [s.completed for s in p.stays if s.cancelled is None]
-    if p.fate != "approved" or p.grant is None or None in completed or rng.random() < 0.03:
-        p.closed = None
-    else:
-        p.closed = max([p.end + rng.randint(20, 59), *(c + rng.randint(1, 20) for c in completed)])  # type: ignore[misc]
+    p.closed = None
+    if p.fate == "approved" and p.grant and None not in completed and dice.random() > 0.03:
+        last = max((c for c in completed if c is not None), default=p.end)
+        p.closed = max(p.end + dice.between(20, 59), last + dice.between(1, 20))
     return p
 
 
 @dataclass
 class Snapshot:
-    """A case's state on DAY and the recorded facts that go with it."""
+    """A case's state and version on DAY, and the facts recorded by then."""
 
     state: str
     version: int
-    facts: dict[str, int | bool | str | None] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def mobility_on(s: Stay, p: Project, under_way: bool) -> Snapshot:
@@ -174,19 +174,19 @@ def mobility_on(s: Stay, p: Project, under_way: bool) -> Snapshot:
         return Snapshot("cancelled", 4)
     if not under_way or s.agreed > D:
         return Snapshot("approved", 3)
-    facts: dict[str, int | bool | str | None] = {"agreement_signed_on": s.agreed}
+    facts: dict[str, Any] = {"agreement_signed_on": s.agreed}
     if s.start > D:
         return Snapshot("preparation", 4, facts)
     facts |= {"departed_on": s.start, "preparation_done": True if s.lang else None}
-    if s.end >= D:
+    if s.end >= D:  # on its end date the sweep returns it
         return Snapshot("abroad", 5, facts)
     facts["returned_on"] = s.end
     if s.validated is None or s.validated > D:
         return Snapshot("validation", 6, facts)
-    facts |= {"europass_ref": "EP", "participant_report_on": s.validated - 2}
+    facts |= {"europass_ref": True, "participant_report_on": s.validated - 2}
     if s.completed is None or s.completed > D:
         return Snapshot("dissemination", 7, facts)
-    return Snapshot("completed", 8, facts | {"dissemination": "shared"})
+    return Snapshot("completed", 8, facts | {"dissemination": True})
 
 
 def application_on(p: Project, stays: list[Snapshot]) -> Snapshot:
@@ -194,7 +194,7 @@ def application_on(p: Project, stays: list[Snapshot]) -> Snapshot:
         return Snapshot(p.fate, {"drafted": 1, "submitted": 2, "withdrawn": 2}.get(p.fate, 3))
     if p.grant is None or p.grant > D:
         return Snapshot("approved", 3)
-    facts: dict[str, int | bool | str | None] = {"grant_agreement_signed_on": p.grant}
+    facts: dict[str, Any] = {"grant_agreement_signed_on": p.grant}
     active = [m.state for m in stays if m.state != "cancelled"]
     if p.closed is not None and p.closed <= D:
         return Snapshot("closed", 8, facts | {"final_report_on": p.closed - 1})
@@ -204,9 +204,7 @@ def application_on(p: Project, stays: list[Snapshot]) -> Snapshot:
         return Snapshot("preparation", 4, facts)
     if any(state in ("approved", "preparation", "abroad") for state in active):
         return Snapshot("abroad", 5, facts)
-    if "validation" in active:
-        return Snapshot("validation", 6, facts)
-    return Snapshot("dissemination", 7, facts)
+    return Snapshot("validation" if "validation" in active else "dissemination", 6, facts)
 
 
 def on_day(p: Project) -> tuple[Snapshot, list[Snapshot]]:
@@ -221,181 +219,164 @@ _WINDOWS = {
     for r in RULES
     for offset in r.offsets
 }
+# Every date a rule or a return looks at is on or after this day: a project that ended before
+# it has nothing due (its dates all lie within its period, its call's deadline before it).
+_EARLIEST = min(lo for lo, _ in _WINDOWS.values())
 
 
 def dues(p: Project, app: Snapshot, stays: list[Snapshot]) -> list[tuple[int, str]]:
-    """What falls due on DAY: (-1 for the application or a mobility's index, rule:offset)."""
-    found = []
-    anchors = {"deadline": deadline(p.year).date().toordinal(), "start": p.start, "end": p.end}
-    for i, (s, m) in enumerate(zip(p.stays, stays, strict=True)):
-        if m.state == "abroad" and s.end <= D:
-            found.append((i, "return"))
-    cases = [(-1, "application", app, anchors)]
+    """What falls due on DAY: (-1 for the application or a mobility's index, what for)."""
+    found = [
+        (i, "return") for i, m in enumerate(stays) if m.state == "abroad" and p.stays[i].end <= D
+    ]
+    cases: list[tuple[int, str, Snapshot, dict[str, int | None]]] = [
+        (-1, "application", app,
+         {"deadline": deadline(p.year).date().toordinal(), "start": p.start, "end": p.end}),
+    ]  # fmt: skip
     cases += [
         (i, "mobility", m, {"start": s.start, "end": s.end, "returned": m.facts.get("returned_on")})
         for i, (s, m) in enumerate(zip(p.stays, stays, strict=True))
     ]
-    for index, kind, snap, dates in cases:
+    for index, kind, snap, anchors in cases:
         for r in RULES:
-            if r.kind != kind or snap.state not in r.states or not _condition(r, p, index, snap):
+            if r.kind != kind or snap.state not in r.states:
+                continue
+            if r.condition == "preparation_missing" and (
+                not p.stays[index].lang or snap.facts.get("preparation_done")
+            ):
+                continue
+            if r.condition == "report_missing" and snap.facts.get("participant_report_on"):
                 continue
             for offset in r.offsets:
                 lo, hi = _WINDOWS[r.name, offset]
-                anchor = dates[r.anchor]
-                if anchor is not None and lo <= anchor <= hi:  # type: ignore[operator]
+                if (anchor := anchors[r.anchor]) is not None and lo <= anchor <= hi:
                     found.append((index, f"{r.name}:{offset}"))
     return found
 
 
-def _condition(r: Rule, p: Project, index: int, snap: Snapshot) -> bool:
-    if r.condition == "preparation_missing":
-        return p.stays[index].lang and not snap.facts.get("preparation_done")
-    if r.condition == "report_missing":
-        return snap.facts.get("participant_report_on") is None
-    return True
-
-
 def targets(due: int) -> list[str]:
-    """What each due case falls due for: a share of returns, the rest spread over the rules."""
+    """What each due case is due for: a share of returns, the rest spread over the rules."""
     reachable = [
         f"{r.name}:{offset}"
         for r in RULES
-        for offset in r.offsets
-        if r.anchor != "deadline"
-        or deadline(DAY.year).date() == DAY - timedelta(days=offset)  # one call a year
+        for offset in r.offsets  # one call a year: only one deadline offset can fall on DAY
+        if r.anchor != "deadline" or deadline(DAY.year).date() == DAY - timedelta(days=offset)
     ]
     returns = max(1, round(due * RETURN_SHARE))
     if due < returns + len(reachable):
         raise SystemExit(f"--due must be at least {returns + len(reachable)}")
     share, extra = divmod(due - returns, len(reachable))
-    out = ["return"] * returns
-    for i, name in enumerate(reachable):
-        out += [name] * (share + (i < extra))
-    return out
+    return ["return"] * returns + [
+        name for i, name in enumerate(reachable) for _ in range(share + (i < extra))
+    ]
 
 
-def due_project(rng: random.Random, target: str) -> Project:
+def due_project(dice: Dice, target: str) -> Project:
     """A current project in which exactly one case falls due on DAY, for `target`."""
-    name, _, offset_text = target.partition(":")
-    anchor = D - int(offset_text or 0)
+    name, _, offset = target.partition(":")
+    anchor = D - int(offset or 0)
     r = next((r for r in RULES if r.name == name), None)
     while True:
-        if r is None:  # return: a mobility abroad ends today
-            p = project(rng, DAY.year - 1, fate="approved")
-            p.stays[0] = stay(rng, p, end=D)
-        elif r.anchor == "deadline":
-            p = project(rng, DAY.year, fate="drafted")
-        elif r.kind == "application" and r.anchor == "start":  # grant agreement not yet signed
-            p = project(rng, DAY.year - 1, fate="approved", start=anchor)
-            p.grant = rng.randint(D + 1, anchor)
-        elif r.kind == "application":  # the project has ended, or is about to, not yet closed
-            p = project(rng, DAY.year - 2, fate="approved", end=anchor)
-        elif r.anchor == "start":  # the mobility starts soon: approved, or preparing
-            p = project(rng, DAY.year - 1, fate="approved")
-            p.stays[0] = stay(rng, p, start=anchor)
-            if "preparation" not in r.states or rng.random() < 0.5:
-                p.stays[0].agreed = rng.randint(D + 1, anchor - 1)
-            p.stays[0].lang = p.stays[0].lang or r.condition == "preparation_missing"
-        else:  # returned some days ago, not yet validated
-            p = project(rng, DAY.year - 1, fate="approved")
-            p.stays[0] = stay(rng, p, end=anchor)
-            p.stays[0].validated = None if rng.random() < 0.2 else D + rng.randint(1, 40)
+        if r is None:  # a mobility abroad ends today
+            p = project(dice, DAY.year - 1, fate="approved")
+            p.stays[0] = stay(dice, p, end=D)
+        elif r.anchor == "deadline":  # drafted for the open call
+            p = project(dice, DAY.year, fate="drafted")
+        elif r.kind == "application" and r.anchor == "start":  # agreement not signed yet
+            p = project(dice, DAY.year - 1, fate="approved", start=anchor)
+            p.grant = dice.between(D + 1, anchor)
+        elif r.kind == "application":  # ended, or about to, and not closed
+            p = project(dice, DAY.year - 2, fate="approved", end=anchor)
+            p.closed = p.closed and max(p.closed, D + 1)
+        elif r.anchor == "start":  # starts soon: approved, or in preparation
+            p = project(dice, DAY.year - 1, fate="approved")
+            p.stays[0] = stay(dice, p, start=anchor)
+            if "preparation" not in r.states or dice.random() < 0.5:
+                p.stays[0].agreed = dice.between(D + 1, anchor - 1)
+            p.stays[0].lang |= r.condition == "preparation_missing"
+        else:  # returned some days ago, not validated yet
+            p = project(dice, DAY.year - 1, fate="approved")
+            p.stays[0] = stay(dice, p, end=anchor)
+            p.stays[0].validated = D + dice.between(1, 40) if dice.random() < 0.8 else None
         if r is None or r.kind == "mobility":
             p.stays[0].cancelled = None
-        close(rng, p)
-        if r is not None and r.kind == "application" and r.anchor == "end" and p.closed:
-            p.closed = max(p.closed, D + 1)
-        if p.stays[0].start < p.start or p.stays[0].end > p.end:
-            continue
-        app, stays = on_day(p)
+            close(dice, p)
+        inside = p.start <= p.stays[0].start and p.stays[0].end <= p.end if p.stays else True
         wanted = (-1 if r is not None and r.kind == "application" else 0, target)
-        if dues(p, app, stays) == [wanted]:
+        if inside and dues(p, *on_day(p)) == [wanted]:
             return p
 
 
-def background(rng: random.Random, year: int, *, stays: int | None = None) -> Project:
+def background(dice: Dice, year: int, *, stays: int | None = None) -> Project:
     """A project of a call on which nothing falls due on DAY."""
     while True:
-        fate = "submitted" if year == DAY.year else None  # the open call: sent early
-        p = close(rng, project(rng, year, fate=fate, stays=stays))
-        if not dues(p, *on_day(p)):
+        p = project(dice, year, fate="submitted" if year == DAY.year else None, stays=stays)
+        if p.end < _EARLIEST or not dues(p, *on_day(p)):
             return p
 
 
-def current(due: int, seed: int) -> list[Project]:
+def current(due: int) -> list[Project]:
     """The current calls' projects, the same in every store: the due ones among the rest."""
-    rng = random.Random(seed)
-    projects = [due_project(rng, t) for t in targets(due)]
-    projects += [background(rng, y) for y, n in CURRENT.items() for _ in range(n)]
-    rng.shuffle(projects)
-    projects.sort(key=lambda p: p.year)
-    return projects
+    dice = Dice(DAY.year)
+    projects = [due_project(dice, t) for t in targets(due)]
+    projects += [background(dice, year) for year, n in CURRENT.items() for _ in range(n)]
+    random.Random(DAY.year).shuffle(projects)
+    return sorted(projects, key=lambda p: p.year)
 
 
-def history(rng: random.Random, cases: int) -> Iterator[Project]:
-    """Past calls' projects, spread over the years, with exactly `cases` cases in all."""
-    years = list(range(FIRST_CALL, min(CURRENT)))
+def history(dice: Dice, cases: int) -> Iterator[Project]:
+    """Past calls' projects, spread evenly over the years, with exactly `cases` cases in all."""
+    years = range(FIRST_CALL, min(CURRENT))
     for i, year in enumerate(years):
         quota = cases // (len(years) - i)
         cases -= quota
         while quota > 0:
-            p = background(rng, year)
-            if len(p.stays) + 1 > quota:
-                p = background(rng, year, stays=quota - 1) if quota > 1 else _lone_draft(year)
-            quota -= len(p.stays) + 1
+            p = background(dice, year)
+            if len(p.stays) >= quota:  # the year's last project: as many mobilities as fit
+                p = background(dice, year, stays=quota - 1)
+            quota -= 1 + len(p.stays)
             yield p
-
-
-def _lone_draft(year: int) -> Project:
-    start = date(year, 9, 1).toordinal()
-    return Project(year, "drafted", start, start + 364, None)
 
 
 # ---------------------------------------------------------------- the store, built in bulk
 
 CITIES = ("Steyr", "Tampere", "Valencia", "Lyon", "Gdansk", "Porto", "Graz", "Brno", "Aarhus")
-CITIES += ("Ghent", "Bologna", "Cork", "Tartu", "Malmo", "Linz", "Kosice", "Pecs", "Split")
 KINDS = ("Vocational College", "Chamber of Crafts", "Training Centre", "Technical School")
-FIRST = ("Anna", "Markus", "Sabine", "Lukas", "Elena", "Jonas", "Marta", "Pieter", "Ines", "Tomasz")
+FIRST = ("Anna", "Markus", "Sabine", "Lukas", "Elena", "Jonas", "Marta", "Pieter", "Ines")
 LAST = ("Huber", "Leitner", "Gruber", "Laine", "Ferrer", "Novak", "Rossi", "Jansen", "Dubois")
+NAMES = tuple((f"{f} {last}", f"{f}.{last}".lower()) for f in FIRST for last in LAST)
 TRADES = ("welding", "carpentry", "nursing", "hospitality", "logistics", "bakery", "horticulture")
-TOPICS = ("Digital simulators", "Work-based learning", "Assessment of practical skills")
-TOPICS += ("Green skills", "Apprenticeship guidance", "Inclusive training", "Blended learning")
-
-
-@dataclass
-class Rows:
-    """Rows waiting for executemany, by table."""
-
-    case: list[tuple[Any, ...]] = field(default_factory=list)
-    application: list[tuple[Any, ...]] = field(default_factory=list)
-    partner: list[tuple[Any, ...]] = field(default_factory=list)
-    mobility: list[tuple[Any, ...]] = field(default_factory=list)
-    participant: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def flush(self, conn: sqlite3.Connection) -> None:
-        conn.executemany('INSERT INTO "case" VALUES (?, ?, ?, ?, ?, ?, ?, ?)', self.case)
-        conn.executemany(
-            "INSERT INTO application VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.application
-        )
-        conn.executemany("INSERT INTO applicationpartner VALUES (?, ?)", self.partner)
-        conn.executemany("INSERT INTO participant VALUES (?, ?, ?, ?, ?, ?, ?)", self.participant)
-        conn.executemany(
-            "INSERT INTO mobility VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.mobility,
-        )
-        for rows in (self.case, self.application, self.partner, self.mobility, self.participant):
-            rows.clear()
+TOPICS = ("Digital simulators", "Work-based learning", "Assessment of practical skills",
+          "Green skills", "Apprenticeship guidance", "Inclusive training", "Blended learning")  # fmt: skip
+TEXTS = tuple(
+    (
+        f"{topic} in {trade} training",
+        f"Trainers in {trade} learn to plan and assess courses that use {topic.lower()}.",
+        f"Workshops for the {trade} trainers of the partner schools and a published guide.",
+        f"Design a {trade} module with {topic.lower()} for first-year apprentices.",
+        f"{topic} in {trade}; assessing apprentices' work with new methods.",
+        tuple(f"{trade.capitalize()} trainer for apprentices, {n} years." for n in range(2, 31)),
+    )
+    for trade in TRADES
+    for topic in TOPICS
+)
+CONTENT = "Job shadowing in the host's workshops; co-teaching two sessions; an assessment workshop."
+INSERTS = {
+    "case": 'INSERT INTO "case" VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    "application": "INSERT INTO application VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "applicationpartner": "INSERT INTO applicationpartner VALUES (?, ?)",
+    "participant": "INSERT INTO participant VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "mobility": "INSERT INTO mobility VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+}
 
 
 class Writer:
-    """Turns projects into rows with ids in order; an application's id is its case's."""
+    """Turns projects into rows, numbered in order; an application's id is its case's."""
 
-    def __init__(self, countries: list[str]) -> None:
-        self.countries = countries
-        self.rng = random.Random(7)
+    def __init__(self) -> None:
+        self.dice = Dice(1)
         self.next_case = self.next_participant = 1
-        self.rows = Rows()
+        self.rows: dict[str, list[tuple[Any, ...]]] = {table: [] for table in INSERTS}
         self._iso: dict[int, str] = {}
 
     def iso(self, day: int | None) -> str | None:
@@ -405,117 +386,86 @@ class Writer:
             text = self._iso[day] = date.fromordinal(day).isoformat()
         return text
 
+    def take(self) -> dict[str, list[tuple[Any, ...]]]:
+        """The rows so far, for executemany; the writer starts afresh."""
+        rows, self.rows = self.rows, {table: [] for table in INSERTS}
+        return rows
+
     def add(self, p: Project) -> int:
-        """Write one project's rows; how many cases it holds."""
-        rng, iso = self.rng, self.iso
+        """Add one project's rows; how many cases it holds."""
+        dice, iso, rows = self.dice, self.iso, self.rows
         app, stays = on_day(p)
-        app_id, org = self.next_case, rng.randint(1, ORGANISATIONS)
+        app_id, org = self.next_case, dice.between(1, ORGANISATIONS)
         self.next_case += 1 + len(p.stays)
-        created = f"{iso(deadline(p.year).toordinal() - rng.randint(10, 90))} 09:00:00.000000"
-        self.rows.case.append(
+        created = f"{iso(deadline(p.year).toordinal() - dice.between(10, 90))} 09:00:00.000000"
+        rows["case"].append(
             (app_id, "application", app.state, app.version, org, None, created, created)
         )
-        trade, topic = rng.choice(TRADES), rng.choice(TOPICS)
-        self.rows.application.append(
-            (
-                app_id,
-                p.year - FIRST_CALL + 1,
-                org,
-                org,
-                f"{topic} in {trade} training, project {app_id}",
-                f"Trainers in {trade} learn to plan and assess courses that use {topic.lower()}.",
-                f"Workshops for the {trade} trainers of the partner schools and a published guide.",
-                iso(p.start),
-                iso(p.end),
-                iso(app.facts.get("grant_agreement_signed_on")),  # type: ignore[arg-type]
-                iso(app.facts.get("final_report_on")),  # type: ignore[arg-type]
-            )
-        )
-        partners = sorted({self.partner(org) for _ in range(rng.randint(1, 3))})
-        self.rows.partner += [(app_id, host) for host in partners]
-        for i, (s, m) in enumerate(zip(p.stays, stays, strict=True)):
-            case_id, person = app_id + 1 + i, self.next_participant
+        title, objectives, plan, aims, needs, backgrounds = dice.pick(TEXTS)
+        rows["application"].append((
+            app_id, p.year - FIRST_CALL + 1, org, org, f"{title}, project {app_id}", objectives,
+            plan, iso(p.start), iso(p.end), iso(app.facts.get("grant_agreement_signed_on")),
+            iso(app.facts.get("final_report_on")),
+        ))  # fmt: skip
+        partners = sorted({self.partner(org) for _ in range(dice.between(1, 3))})
+        rows["applicationpartner"] += [(app_id, host) for host in partners]
+        for case_id, s, m in zip(range(app_id + 1, self.next_case), p.stays, stays, strict=True):
+            person, f = self.next_participant, m.facts
             self.next_participant += 1
-            first, last = rng.choice(FIRST), rng.choice(LAST)
-            self.rows.case.append(
+            name, mail = dice.pick(NAMES)
+            rows["case"].append(
                 (case_id, "mobility", m.state, m.version, org, app_id, created, created)
             )
-            self.rows.participant.append(
-                (
-                    person,
-                    org,
-                    f"{first} {last}",
-                    f"{first}.{last}.{person}@org{org}.example".lower(),
-                    rng.choice(PROFESSIONS),
-                    f"{trade.capitalize()} trainer for apprentices, {rng.randint(2, 30)} years.",
-                    f"{topic} in {trade}; assessing apprentices' work with new methods.",
-                )
-            )
-            f = m.facts
-            self.rows.mobility.append(
-                (
-                    case_id,
-                    app_id,
-                    person,
-                    rng.choice(partners),
-                    iso(s.start),
-                    iso(s.end),
-                    f"Design a {trade} module with {topic.lower()} for first-year apprentices.",
-                    "Job shadowing in the host's workshops; co-teaching two sessions; assessment.",
-                    int(s.lang),
-                    iso(f.get("agreement_signed_on")),  # type: ignore[arg-type]
-                    None if f.get("preparation_done") is None else int(bool(f["preparation_done"])),
-                    iso(f.get("departed_on")),  # type: ignore[arg-type]
-                    iso(f.get("returned_on")),  # type: ignore[arg-type]
-                    f"EP-{p.year}-{case_id}" if "europass_ref" in f else None,
-                    iso(f.get("participant_report_on")),  # type: ignore[arg-type]
-                    "Two workshops for colleagues." if "dissemination" in f else None,
-                )
-            )
+            rows["participant"].append((
+                person, org, name, f"{mail}.{person}@org{org}.example", dice.pick(PROFESSIONS),
+                dice.pick(backgrounds), needs,
+            ))  # fmt: skip
+            done = f.get("preparation_done")
+            rows["mobility"].append((
+                case_id, app_id, person, dice.pick(partners), iso(s.start), iso(s.end), aims,
+                CONTENT, int(s.lang), iso(f.get("agreement_signed_on")),
+                None if done is None else int(done), iso(f.get("departed_on")),
+                iso(f.get("returned_on")), f"EP-{p.year}-{case_id}" if "europass_ref" in f else None,
+                iso(f.get("participant_report_on")),
+                "Two workshops for the colleagues at home." if "dissemination" in f else None,
+            ))  # fmt: skip
         return 1 + len(p.stays)
 
     def partner(self, applicant: int) -> int:
         """An organisation in another country than the applicant's."""
-        while (host := self.rng.randint(1, ORGANISATIONS)) % len(self.countries) == applicant % len(
-            self.countries
+        while (host := self.dice.between(1, ORGANISATIONS)) % len(COUNTRIES) == applicant % len(
+            COUNTRIES
         ):
             pass
         return host
 
 
-def _static_rows(conn: sqlite3.Connection, countries: list[str]) -> None:
+def insert(conn: sqlite3.Connection, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    for table, sql in INSERTS.items():
+        conn.executemany(sql, rows[table])
+
+
+def _directory(conn: sqlite3.Connection) -> None:
+    """The calls, one a year, the organisations, their coordinators and one NA staff user."""
+    countries = sorted(COUNTRIES)
     conn.executemany(
         "INSERT INTO call VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (
-                year - FIRST_CALL + 1,
-                f"LDV-VETPRO-{year}",
-                f"Leonardo da Vinci mobility for VET professionals, call {year}",
-                f"{deadline(year):%Y-%m-%d %H:%M:%S.%f}",
-                f"{year}-06-01",
-                24,
-                7,
-                42,
-            )
+            (year - FIRST_CALL + 1, f"LDV-VETPRO-{year}",
+             f"Leonardo da Vinci mobility for VET professionals, call {year}",
+             f"{deadline(year):%Y-%m-%d %H:%M:%S.%f}", f"{year}-06-01", 24, 7, 42)
             for year in range(FIRST_CALL, DAY.year + 1)
         ],
-    )
+    )  # fmt: skip
     orgs, users = [], []
     for i in range(1, ORGANISATIONS + 1):
-        city, kind = CITIES[i % len(CITIES)], KINDS[i % len(KINDS)]
-        first, last = FIRST[i % len(FIRST)], LAST[i % len(LAST)]
-        email = f"{first}.{last}@org{i}.example".lower()
+        name, mail = NAMES[i % len(NAMES)]
+        email = f"{mail}@org{i}.example"
+        kind = f"{CITIES[i % len(CITIES)]} {KINDS[i % len(KINDS)]} {i}"
         orgs.append(
-            (
-                i,
-                f"{city} {kind} {i}",
-                ORGANISATION_TYPES[i % 4],
-                countries[i % len(countries)],
-                f"{first} {last}",
-                email,
-            )
+            (i, kind, ORGANISATION_TYPES[i % 4], countries[i % len(countries)], name, email)
         )
-        users.append((i, email, f"{first} {last}", "coordinator", i))
+        users.append((i, email, name, "coordinator", i))
     users.append((ORGANISATIONS + 1, STAFF, "NA Staff", "staff", None))
     conn.executemany("INSERT INTO organisation VALUES (?, ?, ?, ?, ?, ?)", orgs)
     conn.executemany("INSERT INTO user VALUES (?, ?, ?, ?, ?)", users)
@@ -532,41 +482,47 @@ class Store:
 
 
 def build(path: Path, size: int, now: list[Project]) -> Store:
-    """A store of exactly `size` cases: `now` (the current calls) after years of history."""
+    """A store of exactly `size` cases: years of history, then `now` (the current calls)."""
     started = time.perf_counter()
     engine = make_engine(f"sqlite:///{path}")
     try:
         create_schema(engine)
     finally:
         engine.dispose()
-    countries = sorted(COUNTRIES)
-    writer = Writer(countries)
     fixed = sum(1 + len(p.stays) for p in now)
-    if size <= fixed:
+    if size <= fixed + 1000:
         raise SystemExit(f"a store needs more than the {fixed:,} cases of the current calls")
-    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        # Build without secondary indexes, then create them exactly as the schema declares them.
+    writer = Writer()
+    with closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as conn:
+        # Fill the tables without their secondary indexes, then create those as the schema did.
         indexes = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
         ).fetchall()
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-262144"):
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-262144", "temp_store=2"):
             conn.execute(f"PRAGMA {pragma}")
         conn.execute("BEGIN")
-        _static_rows(conn, countries)
-        written = 0
-        for p in chain(history(random.Random(size), size - fixed), now):
-            written += writer.add(p)
-            if len(writer.rows.case) >= 100_000:
-                writer.rows.flush(conn)
-        writer.rows.flush(conn)
+        _directory(conn)
+        # SQLite releases the GIL while it inserts: one thread inserts while this one draws.
+        with ThreadPoolExecutor(max_workers=1) as inserter:
+            pending: Future[None] | None = None
+            for p in chain(history(Dice(size), size - fixed), now):
+                writer.add(p)
+                if len(writer.rows["case"]) >= 50_000:
+                    if pending is not None:
+                        pending.result()
+                    pending = inserter.submit(insert, conn, writer.take())
+            if pending is not None:
+                pending.result()
+        insert(conn, writer.take())
         conn.execute("COMMIT")
         for _, sql in indexes:
             conn.execute(sql)
         conn.execute("ANALYZE")
         conn.execute("PRAGMA journal_mode=WAL")
-    assert written == size, (written, size)
+    if writer.next_case - 1 != size:
+        raise RuntimeError(f"built {writer.next_case - 1:,} cases, wanted {size:,}")
     return Store(path, size, time.perf_counter() - started, path.stat().st_size / 1e6)
 
 
@@ -1097,7 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sizes or args.rounds < 1:
         parser.error("--sizes needs at least one size, --rounds at least 1")
 
-    now = current(args.due, seed=2031)
+    now = current(args.due)
     with tempfile.TemporaryDirectory(prefix="vetpro-sweep-") as name:
         tmp = Path(name)
         if args.profile:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -261,23 +262,36 @@ def test_commands_that_run_no_flow_do_not_import_prefect(sqlite_url, tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_the_demo_walks_the_example_to_closed(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--json"])
-    assert result.exit_code == 0, result.stderr
-    story = json.loads(result.stdout)
-    moves = [(m["case"], m["dest"]) for m in story["timeline"]]
-    assert moves[-1] == (1, "closed")
-    assert {(2, "completed"), (3, "completed"), (1, "dissemination")} <= set(moves)
-    assert {(4, "rejected"), (5, "cancelled"), (6, "cancelled")} <= set(moves)
+def test_the_demo_tells_the_whole_story_cleanly_with_prefect_and_the_mail_sink(tmp_path):
+    vetpro = Path(sys.executable).parent / "vetpro"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VETPRO_", "PREFECT_"))}
+    env["VETPRO_PREFECT_HOME"] = str(tmp_path / "prefect")
+    out = subprocess.run(
+        [str(vetpro), "demo", "--dir", str(tmp_path / "demo"), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # no warning, traceback or telemetry line
+    story = json.loads(out.stdout)
+    moves = [(m["case"], m["trigger"], m["dest"], m["actor"]) for m in story["timeline"]]
+    assert moves[-1] == (1, "close", "closed", STAFF)
+    assert (2, "return_home", "validation", "system") in moves  # returned by the morning sweep
+    assert (3, "return_home", "validation", "system") in moves
+    assert {(4, "reject", "rejected"), (5, "cancel", "cancelled")} <= {m[:3] for m in moves}
     assert [(r["case"], r["trigger"]) for r in story["refused"]] == [
         (1, "approve"),
         (2, "start_preparation"),
         (2, "depart"),
         (1, "close"),
     ]
+    rules = {rule for sweep in story["sweeps"] for rule in sweep["by_rule"]}
+    assert rules == {"call_deadline", "preparation", "participant_report", "final_report"}
     mail = story["mail"]
-    assert len(mail) == 13
-    assert mail[0]["to"] == COORDINATOR and "received" in mail[0]["subject"].lower()
-    participants = {m["to"] for m in mail if "participant report" in m["subject"].lower()}
-    assert participants == {"markus.leitner@bbz-steyr.example", "sabine.gruber@bbz-steyr.example"}
-    assert len(list((tmp_path / "demo" / "mail" / "new").iterdir())) == 13
+    assert mail[0]["to"] == COORDINATOR and "reminder" in mail[0]["subject"].lower()
+    reports = {m["to"] for m in mail if "participant report" in m["subject"].lower()}
+    assert reports == {"markus.leitner@bbz-steyr.example", "sabine.gruber@bbz-steyr.example"}
+    assert len(list((tmp_path / "demo" / "mail" / "new").iterdir())) == len(mail) == 22

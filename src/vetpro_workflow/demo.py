@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import date
@@ -10,13 +11,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .cases import Moved, apply
+from sqlalchemy import select
+
+from .cases import apply
 from .clock import Clock
 from .config import Settings, get_settings
 from .db import create_schema, make_engine, reading, writing
 from .errors import VetproError
 from .filing import file_document
 from .intake import parse
+from .models import Case, History
 from .notifications.delivery import send_pending
 from .notifications.outbox import rows
 from .notifications.sink import Received, Sink
@@ -129,46 +133,58 @@ def example_document() -> str:
     return resources.files(__package__).joinpath("examples/application.json").read_text()
 
 
+# The days the morning sweep runs in the demo (as Prefect's `nightly` flow): it returns each
+# mobility on its planned end date and sends the reminders that fell due since the last sweep.
+SWEEP_DAYS = (
+    date(2027, 1, 2),
+    date(2027, 8, 23),
+    date(2027, 9, 24),
+    date(2027, 10, 1),
+    date(2027, 10, 15),
+    date(2027, 10, 22),
+    date(2029, 5, 31),
+)
+
+
 @dataclass
 class Story:
-    """What the demo did: the moves in order and the mail it enqueued."""
+    """What the demo did: the timeline from the case history, the sweeps, refusals and mail."""
 
     database: str
-    moves: list[tuple[date, Moved]] = field(default_factory=list)
+    maildir: str
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
     refusals: list[tuple[date, int, str, str]] = field(default_factory=list)
     mail: list[dict[str, Any]] = field(default_factory=list)
-    maildir: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "database": self.database,
-            "timeline": [
-                {
-                    "date": day.isoformat(),
-                    "case": m.case_id,
-                    "kind": m.kind,
-                    "trigger": m.trigger,
-                    "source": m.source,
-                    "dest": m.dest,
-                    "actor": m.actor,
-                }
-                for day, m in self.moves
-            ],
+            "maildir": self.maildir,
+            "timeline": self.timeline,
+            "sweeps": self.sweeps,
             "refused": [
                 {"date": day.isoformat(), "case": case, "trigger": trigger, "error": error}
                 for day, case, trigger, error in self.refusals
             ],
             "mail": self.mail,
-            "maildir": self.maildir,
         }
 
     def text(self) -> str:
-        lines = ["Timeline", f"{'date':<10}  {'case':<14}  {'trigger':<20}  {'move':<30}  actor"]
-        for day, m in self.moves:
-            case = f"{m.kind} {m.case_id}"
-            lines.append(
-                f"{day}  {case:<14}  {m.trigger:<20}  {m.source + ' -> ' + m.dest:<30}  {m.actor}"
-            )
+        rows = [(e["date"], 0, e) for e in self.timeline] + [(s["day"], 1, s) for s in self.sweeps]
+        lines = ["Timeline", f"{'date':<10}  {'case':<14}  {'trigger':<20}  {'move':<30}  by"]
+        for day, is_sweep, e in sorted(rows, key=lambda row: (row[0], row[1])):
+            if is_sweep:
+                rules = ", ".join(f"{k} {v}" for k, v in e["by_rule"].items()) or "no reminder"
+                lines.append(
+                    f"{day}  {'morning sweep':<14}  {'(Prefect: nightly)':<20}  "
+                    f"{str(e['transitions']) + ' return(s); ' + rules:<30}  "
+                    f"mail sent {e['sent']}"
+                )
+                continue
+            case = f"{e['kind']} {e['case']}"
+            move = f"{e['source']} -> {e['dest']}"
+            lines.append(f"{day}  {case:<14}  {e['trigger']:<20}  {move:<30}  {e['actor']}")
         lines += ["", "Refused on the way (nothing was written)"]
         lines += [
             f"{day}  case {case:<3} {trigger:<18} {error}"
@@ -186,7 +202,8 @@ class Story:
 def run_demo(workdir: Path) -> Story:
     """Start from an empty store in `workdir`, import the example and play its whole story.
 
-    Mail goes out after each step to a local SMTP sink started in this process.
+    People's steps go through the service; each morning sweep runs as Prefect's `nightly` flow
+    (sweep, staff digest, dispatch) on its local engine; mail goes to an in-process SMTP sink.
     """
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -210,28 +227,77 @@ def run_demo(workdir: Path) -> Story:
             database=url.removeprefix("sqlite:///"), maildir=str((workdir / "mail").resolve())
         )
         with Sink(maildir=workdir / "mail") as sink:
-            settings = get_settings(
-                database_url=url,
-                smtp_host="127.0.0.1",
-                smtp_port=sink.port,
-                smtp_tls="none",
-                smtp_username=None,
-                smtp_password=None,
-            )
+            overrides = {
+                "database_url": url,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": sink.port,
+                "smtp_tls": "none",
+                "smtp_username": None,
+                "smtp_password": None,
+            }
+            for name, value in overrides.items():  # the flows read their settings from here
+                key = f"VETPRO_{name.upper()}"
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(
+                    key, str(value)
+                )
+            settings = get_settings(**overrides)
+            jobs = _prefect_jobs()
+            sweeps = list(SWEEP_DAYS)
             ids = [first.application, *first.mobilities]
             for number, step in enumerate(STORY):
+                while sweeps and sweeps[0] <= step[3]:
+                    _sweep(jobs, story, sweeps.pop(0))
+                if step[1] == "return_home":
+                    continue  # the morning sweep returns them on their planned end date
                 if number in MISTAKES:
                     _play(engine, story, ids, MISTAKES[number], settings)
                 _play(engine, story, ids, step, settings)
+            for day in sweeps:
+                _sweep(jobs, story, day)
             for step in SECOND:
                 _play(engine, story, [second.application, *second.mobilities], step, settings)
             with reading(engine) as session:
                 expected = len(rows(session, status="sent"))
+                story.timeline = _timeline(session)
             story.mail = [_letter(r) for r in sink.wait_for(expected)]
-        story.moves.sort(key=lambda move: move[0])
         return story
     finally:
         engine.dispose()
+
+
+def _prefect_jobs() -> Any:
+    from .flows import quiet_prefect
+
+    quiet_prefect()
+    from .flows import jobs
+
+    return jobs
+
+
+def _sweep(jobs: Any, story: Story, day: date) -> None:
+    result = jobs.nightly(today=day)
+    story.sweeps.append({**result["sweep"], "sent": result["dispatch"]["sent"]})
+
+
+def _timeline(session: Any) -> list[dict[str, Any]]:
+    entries = session.execute(
+        select(History, Case.kind)
+        .join(Case, Case.id == History.case_id)
+        .where(History.trigger != "import")
+        .order_by(History.at, History.id)
+    ).all()
+    return [
+        {
+            "date": h.at.date().isoformat(),
+            "case": h.case_id,
+            "kind": kind,
+            "trigger": h.trigger,
+            "source": h.source,
+            "dest": h.dest,
+            "actor": h.actor,
+        }
+        for h, kind in entries
+    ]
 
 
 def _letter(received: Received) -> dict[str, Any]:
@@ -255,7 +321,7 @@ def _play(
     index, trigger, actor, day, note, facts = step
     try:
         with writing(engine) as session:
-            moves = apply(
+            apply(
                 session=session,
                 case_id=ids[index],
                 trigger=trigger,
@@ -267,7 +333,6 @@ def _play(
     except VetproError as exc:
         story.refusals.append((day, ids[index], trigger, str(exc)))
         return
-    story.moves += [(day, m) for m in moves]
     send_pending(engine, settings, Clock.on(day))
 
 

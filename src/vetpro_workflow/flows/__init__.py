@@ -29,3 +29,5 @@ def quiet_prefect(home: Path | None = None) -> None:
         os.environ.get("VETPRO_PREFECT_HOME", Path.home() / ".vetpro" / "prefect")
     )
     os.environ.setdefault("PREFECT_HOME", str(private))
+    # Prefect creates its home but not the folders above it.
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)

@@ -927,8 +927,20 @@ def measure(store: Store, tmp: Path, *, rounds: int, due: int) -> Size:
     return size
 
 
+_LITERAL = re.compile(r"'[^']*'|\b\d+(?:\.\d+)?\b")
+
+
+def _form(sql: str) -> str:
+    """A statement with its values taken out, so that the per-case ones group together."""
+    return " ".join(_LITERAL.sub("?", sql).split())
+
+
+def _plan(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[str]:
+    return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+
+
 def profile(store: Store, tmp: Path, *, top: int) -> None:
-    """cProfile one sweep on a fresh copy, then show how SQLite plans each query it ran."""
+    """cProfile one sweep on a fresh copy; its statements grouped; how SQLite plans its queries."""
     with fresh_copy(store, tmp / "warm.db") as path:
         run_sweep(path)
     with fresh_copy(store, tmp / "profiled.db") as path:
@@ -936,37 +948,37 @@ def profile(store: Store, tmp: Path, *, top: int) -> None:
         engine = make_engine(f"sqlite:///{path}")
         event.listen(engine, "connect", lambda conn, _: conn.set_trace_callback(seen.append))
         profiler = cProfile.Profile()
+        started = time.perf_counter()
         profiler.enable()
         try:
             sweep(engine, clock=CLOCK, staff_email=STAFF, since=SINCE)
         finally:
             profiler.disable()
             engine.dispose()
-        print(f"cProfile of one sweep on {store.cases:,} cases, top {top} by cumulative time:")
-        pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats("cumulative").print_stats(
-            top
-        )
-        kinds: dict[str, int] = {}
-        for sql in seen:
-            verb = sql.split(None, 1)[0].upper() if sql.strip() else "?"
-            kinds[verb] = kinds.get(verb, 0) + 1
+        took = time.perf_counter() - started
+        print(f"cProfile of one sweep on {store.cases:,} cases ({took:.2f} s under the profiler), ")
+        print(f"top {top} by cumulative time:")
+        stats = pstats.Stats(profiler, stream=sys.stdout)
+        stats.strip_dirs().sort_stats("cumulative").print_stats(top)
+        forms = Counter(_form(sql) for sql in seen)
         print(
-            f"statements the sweep ran: {len(seen):,} ({', '.join(f'{k} {n:,}' for k, n in sorted(kinds.items()))})"
+            f"The {len(seen):,} statements the sweep ran, grouped by form, the most frequent first:"
         )
-        print("\nquery plans of the selecting statements run once per sweep (not per case):")
-        once = [
-            s
-            for s in dict.fromkeys(seen)
-            if s.lstrip().upper().startswith("SELECT") and seen.count(s) == 1
-        ]
+        for form, n in forms.most_common(12):
+            print(f"  {n:>6,}  {form[:110]}{'...' if len(form) > 110 else ''}")
+        print()
+        print("How SQLite plans the set-based queries (those run at most 3 times per sweep):")
         with closing(sqlite3.connect(path)) as conn:
-            for sql in once:
-                if "JOIN" not in sql and "max(" not in sql:
+            for form in dict.fromkeys(_form(sql) for sql in seen):
+                if forms[form] > 3 or not form.startswith("SELECT") or " JOIN " not in form:
                     continue
-                head = " ".join(sql.split())
-                print(f"\n  {head[:150]}{'…' if len(head) > 150 else ''}")
-                for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"):
-                    print(f"    {row[3]}")
+                sql = next(s for s in seen if _form(s) == form)
+                print(f"  {form[:110]}...")
+                for step in _plan(conn, sql):
+                    print(f"      {step}")
+            print("  the baseline's returns (kind = 'mobility' added):")
+            for step in _plan(conn, RETURNS, (DAY.isoformat(),)):
+                print(f"      {step}")
 
 
 def machine() -> str:

@@ -200,3 +200,30 @@ def test_the_deployments_have_their_schedules_slugs_and_concurrency_limits():
     for deployment in (daily, dispatch):
         assert deployment.concurrency_limit == 1
         assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
+
+
+def test_the_worker_deployments_in_prefect_yaml_match_the_served_ones():
+    import importlib
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "prefect.yaml").read_text())
+    served = {d.name: d for d in deployments()}
+    assert {d["name"] for d in spec["deployments"]} == set(served)
+    for entry in spec["deployments"]:
+        module, _, name = entry["entrypoint"].partition(":")
+        flow = getattr(importlib.import_module(module), name)
+        deployment = served[entry["name"]]
+        assert flow.name == deployment.flow_name
+        schedules = entry.get("schedules", [])
+        assert [s["slug"] for s in schedules] == [s.slug for s in deployment.schedules]
+        for written, built in zip(schedules, deployment.schedules, strict=True):
+            if "cron" in written:
+                assert (written["cron"], written["timezone"]) == (
+                    built.schedule.cron,
+                    built.schedule.timezone,
+                )
+            else:
+                assert timedelta(seconds=written["interval"]) == built.schedule.interval
+        limit = entry.get("concurrency_limit")
+        assert (limit["limit"] if limit else None) == deployment.concurrency_limit

@@ -346,8 +346,8 @@ FIRST = ("Anna", "Markus", "Sabine", "Lukas", "Elena", "Jonas", "Marta", "Pieter
 LAST = ("Huber", "Leitner", "Gruber", "Laine", "Ferrer", "Novak", "Rossi", "Jansen", "Dubois")
 NAMES = tuple((f"{f} {last}", f"{f}.{last}".lower()) for f in FIRST for last in LAST)
 TRADES = ("welding", "carpentry", "nursing", "hospitality", "logistics", "bakery", "horticulture")
-TOPICS = ("Digital simulators", "Work-based learning", "Assessment of practical skills",
-          "Green skills", "Apprenticeship guidance", "Inclusive training", "Blended learning")  # fmt: skip
+TOPICS = ("Digital simulators", "Work-based learning", "Assessment of practical skills")
+TOPICS += ("Green skills", "Apprenticeship guidance", "Inclusive training", "Blended learning")
 TEXTS = tuple(
     (
         f"{topic} in {trade} training",
@@ -425,17 +425,17 @@ class Writer:
                 case_id, app_id, person, dice.pick(partners), iso(s.start), iso(s.end), aims,
                 CONTENT, int(s.lang), iso(f.get("agreement_signed_on")),
                 None if done is None else int(done), iso(f.get("departed_on")),
-                iso(f.get("returned_on")), f"EP-{p.year}-{case_id}" if "europass_ref" in f else None,
+                iso(f.get("returned_on")),
+                f"EP-{p.year}-{case_id}" if "europass_ref" in f else None,
                 iso(f.get("participant_report_on")),
                 "Two workshops for the colleagues at home." if "dissemination" in f else None,
             ))  # fmt: skip
         return 1 + len(p.stays)
 
     def partner(self, applicant: int) -> int:
-        """An organisation in another country than the applicant's."""
-        while (host := self.dice.between(1, ORGANISATIONS)) % len(COUNTRIES) == applicant % len(
-            COUNTRIES
-        ):
+        """An organisation in another country than the applicant's (countries go round by id)."""
+        home = applicant % len(COUNTRIES)
+        while (host := self.dice.between(1, ORGANISATIONS)) % len(COUNTRIES) == home:
             pass
         return host
 
@@ -534,11 +534,12 @@ class Run:
     """One timed run of a path on a fresh copy of a store."""
 
     seconds: float
-    statements: int | None = None
+    statements: int = 0  # SQL statements SQLite ran (each row of an executemany counts)
 
 
 @contextmanager
 def fresh_copy(store: Store, path: Path) -> Iterator[Path]:
+    """A copy of the store for one run, removed afterwards."""
     shutil.copyfile(store.path, path)
     try:
         yield path
@@ -548,7 +549,7 @@ def fresh_copy(store: Store, path: Path) -> Iterator[Path]:
 
 
 def run_sweep(path: Path, *, count: bool = False) -> tuple[Run, SweepReport]:
-    """The sweep as the daily job runs it: a new engine on the store, the sweep, dispose."""
+    """The sweep as the daily job runs it: an engine on the store, the sweep, dispose."""
     seen: list[str] = []
     started = time.perf_counter()
     engine = make_engine(f"sqlite:///{path}")
@@ -558,7 +559,7 @@ def run_sweep(path: Path, *, count: bool = False) -> tuple[Run, SweepReport]:
         report = sweep(engine, clock=CLOCK, staff_email=STAFF, since=SINCE)
     finally:
         engine.dispose()
-    return Run(time.perf_counter() - started, len(seen) if count else None), report
+    return Run(time.perf_counter() - started, len(seen)), report
 
 
 def connect_raw(path: Path) -> sqlite3.Connection:
@@ -570,283 +571,196 @@ def connect_raw(path: Path) -> sqlite3.Connection:
     return conn
 
 
-_PEOPLE = """
+_MOBILITY = """
+    SELECT c.id, c.state, c.version, m.application_id, a.title, applicant.name, u.name, u.email,
+        p.name, p.email, host.name, host.country, m.start_date, m.end_date, m.returned_on
+    FROM "case" c
+    JOIN mobility m ON m.id = c.id
     JOIN application a ON a.id = m.application_id
     JOIN organisation applicant ON applicant.id = a.applicant_id
     JOIN user u ON u.id = a.coordinator_id
     JOIN participant p ON p.id = m.participant_id
     JOIN organisation host ON host.id = m.host_id"""
-_MOBILITY = """
-    c.id, c.state, c.version, m.application_id, a.title, applicant.name, u.name, u.email,
-    p.name, p.email, host.name, host.country, m.start_date, m.end_date, m.returned_on"""
-RETURNS = f"""
-    SELECT {_MOBILITY} FROM "case" c JOIN mobility m ON m.id = c.id {_PEOPLE}
+_APPLICATION = """
+    SELECT c.id, c.state, a.title, a.start_date, a.end_date, applicant.name, u.name, u.email,
+        k.application_deadline
+    FROM "case" c
+    JOIN application a ON a.id = c.id
+    JOIN call k ON k.id = a.call_id
+    JOIN organisation applicant ON applicant.id = a.applicant_id
+    JOIN user u ON u.id = a.coordinator_id"""
+RETURNS = f"""{_MOBILITY}
     WHERE c.kind = 'mobility' AND c.state = 'abroad' AND m.end_date <= ?
-      AND (m.departed_on IS NULL OR m.departed_on <= m.end_date)
+        AND (m.departed_on IS NULL OR m.departed_on <= m.end_date)
     ORDER BY m.end_date, c.id"""
 FOLLOWING = """
     SELECT c.id, c.version FROM "case" c
     WHERE c.id = ? AND c.state = 'abroad'
-      AND EXISTS (SELECT 1 FROM "case" x WHERE x.application_id = c.id AND x.state != 'cancelled')
-      AND NOT EXISTS (SELECT 1 FROM "case" x WHERE x.application_id = c.id
-                      AND x.state NOT IN ('cancelled', 'validation', 'dissemination', 'completed'))"""
+        AND EXISTS (SELECT 1 FROM "case" x WHERE x.application_id = c.id AND x.state != 'cancelled')
+        AND NOT EXISTS (SELECT 1 FROM "case" x WHERE x.application_id = c.id
+            AND x.state NOT IN ('cancelled', 'validation', 'dissemination', 'completed'))"""
 MOVE = 'UPDATE "case" SET state = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?'
-HISTORY = (
-    "INSERT INTO history (case_id, version, trigger, source, dest, actor, at, note, facts) "
-    "VALUES (?, ?, ?, ?, ?, 'system', ?, ?, ?)"
-)
-OUTBOX = (
-    "INSERT OR IGNORE INTO outbox (key, case_id, kind, recipient, cc, context, status, attempts, "
-    "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
-)
-_COLUMNS = {
-    ("mobility", "start"): "m.start_date",
-    ("mobility", "end"): "m.end_date",
-    ("mobility", "returned"): "m.returned_on",
-    ("application", "start"): "a.start_date",
-    ("application", "end"): "a.end_date",
-}
+RETURNED = "UPDATE mobility SET returned_on = end_date WHERE id = ?"
+HISTORY = """
+    INSERT INTO history (case_id, version, trigger, source, dest, actor, at, note, facts)
+    VALUES (?, ?, ?, ?, ?, 'system', ?, ?, ?)"""
+OUTBOX = """
+    INSERT OR IGNORE INTO outbox (key, case_id, kind, recipient, cc, context, status, attempts,
+        next_attempt_at, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)"""
+SWEPT = """
+    INSERT INTO sweeprun (day, since, started_at, finished_at, reminders, transitions, by_rule)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+_COLUMNS = {"start": "start_date", "end": "end_date", "returned": "returned_on"}
 _CONDITIONS = {
-    "preparation_missing": " AND m.language_preparation = 1 AND NOT coalesce(m.preparation_done, 0)",
-    "report_missing": " AND m.participant_report_on IS NULL",
-    None: "",
+    "preparation_missing": "m.language_preparation AND NOT coalesce(m.preparation_done, 0)",
+    "report_missing": "m.participant_report_on IS NULL",
 }
 
 
 def rule_query(r: Rule) -> tuple[str, list[str]]:
     """One query for all of a rule's offsets: its windows OR-ed, its states, its condition."""
     windows = [anchor_window(offset, SINCE, DAY) for offset in r.offsets]
-    states = ", ".join(f"'{s}'" for s in r.states)
+    states = ", ".join(f"'{state}'" for state in r.states)
     if r.anchor == "deadline":
-        where = " OR ".join(
-            "(k.application_deadline >= ? AND k.application_deadline < ?)" for _ in windows
-        )
-        params = [
-            f"{d:%Y-%m-%d} 00:00:00.000000"
-            for lo, hi in windows
-            for d in (lo, hi + timedelta(days=1))
-        ]
+        within = "k.application_deadline >= ? AND k.application_deadline < ?"
+        params = [f"{d} 00:00:00.000000" for lo, hi in windows for d in (lo, hi + timedelta(1))]
+        # The unary + keeps SQLite off the state index: it reads the open call's applications,
+        # not every draft ever left behind.
+        where = f"c.kind = 'application' AND +c.state IN ({states})"
     else:
-        where = " OR ".join(f"{_COLUMNS[r.kind, r.anchor]} BETWEEN ? AND ?" for _ in windows)
+        within = f"{'m' if r.kind == 'mobility' else 'a'}.{_COLUMNS[r.anchor]} BETWEEN ? AND ?"
         params = [d.isoformat() for window in windows for d in window]
-    if r.kind == "mobility":
-        return (
-            f'SELECT {_MOBILITY} FROM mobility m JOIN "case" c ON c.id = m.id {_PEOPLE} '
-            f"WHERE ({where}) AND c.state IN ({states}){_CONDITIONS[r.condition]}",
-            params,
-        )
-    return (
-        "SELECT c.id, c.state, a.title, a.start_date, a.end_date, applicant.name, u.name, u.email, "
-        'k.application_deadline FROM application a JOIN "case" c ON c.id = a.id '
-        "JOIN call k ON k.id = a.call_id JOIN organisation applicant ON applicant.id = a.applicant_id "
-        f"JOIN user u ON u.id = a.coordinator_id WHERE ({where}) AND c.state IN ({states})",
-        params,
-    )
+        where = f"c.kind = '{r.kind}' AND c.state IN ({states})"
+    if r.condition:
+        where += f" AND {_CONDITIONS[r.condition]}"
+    source = _MOBILITY if r.kind == "mobility" else _APPLICATION
+    return f"{source} WHERE ({' OR '.join([f'({within})'] * len(windows))}) AND {where}", params
 
 
 def _facts(r: Rule, row: tuple[Any, ...]) -> dict[str, Any]:
-    """The columns a reminder's context is built from, typed as the ORM reads them."""
+    """The columns a reminder's context is made of, typed as the ORM reads them."""
     if r.kind == "application":
         i, state, title, start, end, applicant, coordinator, email, due = row
         return {
-            "id": i,
-            "state": state,
-            "application_id": i,
-            "project_title": title,
-            "start_date": date.fromisoformat(start),
-            "end_date": date.fromisoformat(end),
-            "applicant_name": applicant,
-            "coordinator_name": coordinator,
-            "coordinator_email": email,
-            "deadline": datetime.fromisoformat(due).replace(tzinfo=UTC),
-        }
+            "id": i, "state": state, "application_id": i, "project_title": title,
+            "start_date": date.fromisoformat(start), "end_date": date.fromisoformat(end),
+            "applicant_name": applicant, "coordinator_name": coordinator,
+            "coordinator_email": email, "deadline": datetime.fromisoformat(due).replace(tzinfo=UTC),
+        }  # fmt: skip
     i, state, _, app, title, applicant, coordinator, email, name, mail, host, country = row[:12]
     return {
-        "id": i,
-        "state": state,
-        "application_id": app,
-        "project_title": title,
-        "applicant_name": applicant,
-        "coordinator_name": coordinator,
-        "coordinator_email": email,
-        "participant_name": name,
-        "participant_email": mail,
-        "host_name": host,
-        "host_country": country,
-        "start_date": date.fromisoformat(row[12]),
+        "id": i, "state": state, "application_id": app, "project_title": title,
+        "applicant_name": applicant, "coordinator_name": coordinator, "coordinator_email": email,
+        "participant_name": name, "participant_email": mail, "host_name": host,
+        "host_country": country, "start_date": date.fromisoformat(row[12]),
         "end_date": date.fromisoformat(row[13]),
         "returned_on": date.fromisoformat(row[14]) if row[14] else None,
-    }
+    }  # fmt: skip
 
 
-def _anchor(r: Rule, facts: dict[str, Any]) -> date:
-    if r.anchor == "deadline":
-        return facts["deadline"].date()  # type: ignore[no-any-return]
-    return facts[{"start": "start_date", "end": "end_date", "returned": "returned_on"}[r.anchor]]  # type: ignore[no-any-return]
+def reminders(r: Rule, rows: Iterator[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Outbox rows for a rule's selected cases, one per offset whose window holds the anchor."""
+    notices = []
+    for row in rows:
+        facts = _facts(r, row)
+        anchor = facts["deadline"].date() if r.anchor == "deadline" else facts[_COLUMNS[r.anchor]]
+        for offset in r.offsets:
+            lo, hi = anchor_window(offset, SINCE, DAY)
+            if not lo <= anchor <= hi:
+                continue
+            context = reminder_context(r, facts, anchor=anchor, today=DAY)
+            to = {"participant": facts.get("participant_email"), "staff": STAFF}.get(r.to)
+            cc = facts["coordinator_email"] if offset in r.cc_coordinator_at else None
+            due = date.fromisoformat(context["due_date"])
+            notices.append((
+                reminder_key(facts["id"], r, due, offset), facts["id"], r.notice,
+                to or facts["coordinator_email"], cc, json.dumps(context), AT, AT,
+            ))  # fmt: skip
+    return notices
 
 
-def _return_notices(row: tuple[Any, ...], version: int) -> list[tuple[Any, ...]]:
-    """The two notices of a return (participant report request, return recorded)."""
+def return_notices(row: tuple[Any, ...], version: int) -> list[tuple[Any, ...]]:
+    """The two notices of a return: the participant report request and the return recorded."""
     i, _, _, app, title, applicant, coordinator, email, name, mail, host, country = row[:12]
-    returned = date.fromisoformat(row[13])
-    due = returned + timedelta(days=VALIDATION_DAYS)
-    context = json.dumps(
-        {
-            "case_id": i,
-            "case_kind": "mobility",
-            "state": "validation",
-            "trigger": "return_home",
-            "note": None,
-            "coordinator_name": coordinator,
-            "coordinator_email": email,
-            "applicant": applicant,
-            "next_step": "The coordinator records the Europass reference and the participant "
-            f"report (validate) by {due}.",
-            "next_step_due": due.isoformat(),
-            "application_id": app,
-            "project_title": title,
-            "participant_name": name,
-            "host": host,
-            "host_country": country,
-            "start_date": row[12],
-            "end_date": row[13],
-        }
-    )
+    due = date.fromisoformat(row[13]) + timedelta(days=VALIDATION_DAYS)
+    context = json.dumps({
+        "case_id": i, "case_kind": "mobility", "state": "validation", "trigger": "return_home",
+        "note": None, "coordinator_name": coordinator, "coordinator_email": email,
+        "applicant": applicant,
+        "next_step": "The coordinator records the Europass reference and the participant "
+        f"report (validate) by {due}.",
+        "next_step_due": due.isoformat(), "application_id": app, "project_title": title,
+        "participant_name": name, "host": host, "host_country": country,
+        "start_date": row[12], "end_date": row[13],
+    })  # fmt: skip
     return [
-        (
-            f"case-{i}:participant_report_request:v{version}",
-            i,
-            "participant_report_request",
-            mail,
-            None,
-            context,
-            AT,
-            AT,
-        ),
-        (
-            f"case-{i}:return_recorded:v{version}",
-            i,
-            "return_recorded",
-            email,
-            None,
-            context,
-            AT,
-            AT,
-        ),
+        (f"case-{i}:{kind}:v{version}", i, kind, to, None, context, AT, AT)
+        for kind, to in (("participant_report_request", mail), ("return_recorded", email))
     ]
 
 
 def baseline(path: Path, *, count: bool = False) -> tuple[Run, dict[str, int]]:
-    """The sweep's selection and writes by hand, with plain sqlite3, in one transaction."""
+    """The sweep's selection and writes by hand with plain sqlite3, in one transaction."""
     seen: list[str] = []
     started = time.perf_counter()
     with closing(connect_raw(path)) as conn:
-        if count:
-            conn.set_trace_callback(seen.append)
+        conn.set_trace_callback(seen.append if count else None)
         conn.execute("BEGIN IMMEDIATE")
-        returning = conn.execute(RETURNS, (DAY.isoformat(),)).fetchall()
+        back = conn.execute(RETURNS, (DAY.isoformat(),)).fetchall()
         before = conn.total_changes
-        conn.executemany(MOVE, [("validation", r[2] + 1, AT, r[0], r[2]) for r in returning])
-        if conn.total_changes - before != len(returning):
+        conn.executemany(MOVE, [("validation", r[2] + 1, AT, r[0], r[2]) for r in back])
+        if conn.total_changes - before != len(back):
             raise RuntimeError("a returning mobility was changed meanwhile")
-        conn.executemany(
-            "UPDATE mobility SET returned_on = end_date WHERE id = ?", [(r[0],) for r in returning]
-        )
+        conn.executemany(RETURNED, [(r[0],) for r in back])
+        facts = [json.dumps({"returned_on": r[13]}) for r in back]
         conn.executemany(
             HISTORY,
-            [
-                (
-                    r[0],
-                    r[2] + 1,
-                    "return_home",
-                    "abroad",
-                    "validation",
-                    AT,
-                    None,
-                    json.dumps({"returned_on": r[13]}),
-                )
-                for r in returning
-            ],
-        )
-        conn.executemany(OUTBOX, [n for r in returning for n in _return_notices(r, r[2] + 1)])
-        last = {r[3]: r[0] for r in returning}  # the mobility whose return the project follows
+            [(r[0], r[2] + 1, "return_home", "abroad", "validation", AT, None, f)
+             for r, f in zip(back, facts, strict=True)],
+        )  # fmt: skip
+        conn.executemany(OUTBOX, [n for r in back for n in return_notices(r, r[2] + 1)])
+        last = {r[3]: r[0] for r in back}  # the mobility whose return a project follows
         follows = [
             (app, version, mobility)
             for app, mobility in last.items()
-            for _, version in conn.execute(FOLLOWING, (app,)).fetchall()
+            for _, version in conn.execute(FOLLOWING, (app,))
         ]
         conn.executemany(MOVE, [("validation", v + 1, AT, a, v) for a, v, _ in follows])
         conn.executemany(
             HISTORY,
-            [
-                (
-                    a,
-                    v + 1,
-                    "mobilities_returned",
-                    "abroad",
-                    "validation",
-                    AT,
-                    f"following mobility {m} (return_home)",
-                    "{}",
-                )
-                for a, v, m in follows
-            ],
-        )
+            [(a, v + 1, "mobilities_returned", "abroad", "validation", AT,
+              f"following mobility {m} (return_home)", "{}") for a, v, m in follows],
+        )  # fmt: skip
         by_rule: dict[str, int] = {}
         for r in RULES:
             sql, params = rule_query(r)
-            notices = []
-            for row in conn.execute(sql, params):
-                facts = _facts(r, row)
-                anchor = _anchor(r, facts)
-                for offset in r.offsets:
-                    lo, hi = anchor_window(offset, SINCE, DAY)
-                    if not lo <= anchor <= hi:
-                        continue
-                    context = reminder_context(r, facts, anchor=anchor, today=DAY)
-                    to = {"participant": facts.get("participant_email"), "staff": STAFF}.get(
-                        r.to, facts["coordinator_email"]
-                    )
-                    key = reminder_key(
-                        facts["id"], r, date.fromisoformat(context["due_date"]), offset
-                    )
-                    cc = facts["coordinator_email"] if offset in r.cc_coordinator_at else None
-                    notices.append(
-                        (key, facts["id"], r.notice, to, cc, json.dumps(context), AT, AT)
-                    )
             before = conn.total_changes
-            conn.executemany(OUTBOX, notices)
+            conn.executemany(OUTBOX, reminders(r, conn.execute(sql, params)))
             if added := conn.total_changes - before:
                 by_rule[r.name] = added
         conn.execute(
-            "INSERT INTO sweeprun (day, since, started_at, finished_at, reminders, transitions, "
-            "by_rule) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                DAY.isoformat(),
-                SINCE.isoformat(),
-                AT,
-                AT,
-                sum(by_rule.values()),
-                len(returning),
-                json.dumps(by_rule),
-            ),
-        )
+            SWEPT,
+            (DAY.isoformat(), SINCE.isoformat(), AT, AT, sum(by_rule.values()), len(back),
+             json.dumps(by_rule)),
+        )  # fmt: skip
         conn.execute("COMMIT")
         conn.set_trace_callback(None)
-    counts = {"returns": len(returning), "follows": len(follows), **by_rule}
-    return Run(time.perf_counter() - started, len(seen) if count else None), counts
+    counts = {"returns": len(back), "follows": len(follows), **by_rule}
+    return Run(time.perf_counter() - started, len(seen)), counts
 
 
 # ---------------------------------------------------------------- checks and figures
 
 
 def outcome(path: Path) -> dict[str, set[tuple[Any, ...]]]:
-    """What a path wrote: outbox rows, history rows and the cases it moved."""
-    canonical = lambda text: json.dumps(json.loads(text), sort_keys=True)  # noqa: E731
+    """What a path wrote: its outbox rows, its history rows and the cases it moved."""
+
+    def canonical(text: str) -> str:
+        return json.dumps(json.loads(text), sort_keys=True)
+
     with closing(sqlite3.connect(path)) as conn:
-        outbox = conn.execute(
-            "SELECT key, case_id, kind, recipient, cc, context, status FROM outbox"
-        )
+        outbox = conn.execute("SELECT key, case_id, kind, recipient, cc, context FROM outbox")
         history = conn.execute(
             "SELECT case_id, version, trigger, source, dest, actor, note, facts FROM history"
         )
@@ -856,39 +770,29 @@ def outcome(path: Path) -> dict[str, set[tuple[Any, ...]]]:
             (AT,),
         )
         return {
-            "outbox": {(*row[:5], canonical(row[5]), row[6]) for row in outbox},
+            "outbox": {(*row[:5], canonical(row[5])) for row in outbox},
             "history": {(*row[:7], canonical(row[7])) for row in history},
             "moved": set(moved),
         }
 
 
 def check(
-    swept: Path, by_hand: Path, report: SweepReport, counts: dict[str, int], due: int
+    paths: tuple[Path, Path], report: SweepReport, counts: dict[str, int], due: int
 ) -> dict[str, int]:
     """Both paths wrote the same rows, and exactly the cases due were reminded or returned."""
-    ours, theirs = outcome(swept), outcome(by_hand)
-    for what in ours:
-        if ours[what] != theirs[what]:
-            only = sorted(ours[what] ^ theirs[what])[:3]
-            raise RuntimeError(
-                f"{what} differs between the sweep and the SQL baseline, e.g. {only}"
-            )
-    reminded = {row[1] for row in ours["outbox"] if row[2] in {r.notice for r in RULES}}
-    reminders = sum(n for k, n in counts.items() if k not in ("returns", "follows"))
-    if (report.reminders, report.transitions) != (reminders, counts["returns"]):
-        raise RuntimeError(
-            f"sweep counted {report.reminders} reminders, {report.transitions} moves"
-        )
-    if len(reminded) + counts["returns"] != due or reminders != len(reminded):
-        raise RuntimeError(
-            f"{len(reminded)} cases reminded, {counts['returns']} returned; wanted {due}"
-        )
-    return {
-        "outbox": len(ours["outbox"]),
-        "history": len(ours["history"]),
-        "reminders": reminders,
-        **counts,
-    }
+    ours, theirs = outcome(paths[0]), outcome(paths[1])
+    for what, rows in ours.items():
+        if rows != theirs[what]:
+            differ = sorted(rows ^ theirs[what])[:2]
+            raise RuntimeError(f"{what} differ between the sweep and the baseline: {differ}")
+    notices = {r.notice for r in RULES}
+    reminded = {row[1] for row in ours["outbox"] if row[2] in notices}
+    sent = sum(1 for row in ours["outbox"] if row[2] in notices)
+    if (report.reminders, report.transitions) != (sent, counts["returns"]):
+        raise RuntimeError(f"the sweep reported {report.reminders} reminders, {report}")
+    if len(reminded) + counts["returns"] != due or sent != len(reminded):
+        raise RuntimeError(f"{sent} reminders to {len(reminded)} cases, {counts['returns']} back")
+    return {"outbox": len(ours["outbox"]), "history": len(ours["history"]), "reminders": sent}
 
 
 @dataclass
@@ -900,6 +804,7 @@ class Size:
     sql: list[float] = field(default_factory=list)
     statements: tuple[int, int] = (0, 0)
     written: dict[str, int] = field(default_factory=dict)
+    by_rule: dict[str, int] = field(default_factory=dict)
 
     @property
     def ratios(self) -> list[float]:
@@ -907,20 +812,20 @@ class Size:
 
 
 def measure(store: Store, tmp: Path, *, rounds: int, due: int) -> Size:
-    """A warm-up round (statements counted), then timed rounds alternating on fresh copies."""
+    """A warm-up round (statements counted), then timed rounds, alternating, on fresh copies."""
     size = Size(store)
     for n in range(rounds + 1):
-        with fresh_copy(store, tmp / "sweep.db") as a, fresh_copy(store, tmp / "sql.db") as b:
-            warm = n == 0
+        with fresh_copy(store, tmp / "sweep.db") as ours, fresh_copy(store, tmp / "sql.db") as raw:
             if n % 2:
-                swept, report = run_sweep(a, count=warm)
-                by_hand, counts = baseline(b, count=warm)
+                swept, report = run_sweep(ours, count=n == 0)
+                by_hand, counts = baseline(raw, count=n == 0)
             else:
-                by_hand, counts = baseline(b, count=warm)
-                swept, report = run_sweep(a, count=warm)
-            size.written = check(a, b, report, counts, due)
-        if warm:
-            size.statements = (swept.statements or 0, by_hand.statements or 0)
+                by_hand, counts = baseline(raw, count=n == 0)
+                swept, report = run_sweep(ours, count=n == 0)
+            size.written = check((ours, raw), report, counts, due) | counts
+        if n == 0:
+            size.statements = (swept.statements, by_hand.statements)
+            size.by_rule = dict(report.by_rule)
         else:
             size.sweep.append(swept.seconds)
             size.sql.append(by_hand.seconds)
@@ -956,29 +861,31 @@ def profile(store: Store, tmp: Path, *, top: int) -> None:
             profiler.disable()
             engine.dispose()
         took = time.perf_counter() - started
-        print(f"cProfile of one sweep on {store.cases:,} cases ({took:.2f} s under the profiler), ")
+        print(f"cProfile of one sweep on {store.cases:,} cases ({took:.2f} s under the profiler),")
         print(f"top {top} by cumulative time:")
         stats = pstats.Stats(profiler, stream=sys.stdout)
         stats.strip_dirs().sort_stats("cumulative").print_stats(top)
         forms = Counter(_form(sql) for sql in seen)
-        print(
-            f"The {len(seen):,} statements the sweep ran, grouped by form, the most frequent first:"
-        )
+        print(f"The {len(seen):,} statements the sweep ran, by form, the most frequent first:")
         for form, n in forms.most_common(12):
-            print(f"  {n:>6,}  {form[:110]}{'...' if len(form) > 110 else ''}")
+            print(f"  {n:>6,}  {form[:108]}{'...' if len(form) > 108 else ''}")
         print()
-        print("How SQLite plans the set-based queries (those run at most 3 times per sweep):")
-        with closing(sqlite3.connect(path)) as conn:
-            for form in dict.fromkeys(_form(sql) for sql in seen):
-                if forms[form] > 3 or not form.startswith("SELECT") or " JOIN " not in form:
-                    continue
-                sql = next(s for s in seen if _form(s) == form)
-                print(f"  {form[:110]}...")
-                for step in _plan(conn, sql):
-                    print(f"      {step}")
-            print("  the baseline's returns (kind = 'mobility' added):")
-            for step in _plan(conn, RETURNS, (DAY.isoformat(),)):
-                print(f"      {step}")
+        print("How SQLite plans the set-based queries, timed alone on the store as it was:")
+    with fresh_copy(store, tmp / "plans.db") as path, closing(sqlite3.connect(path)) as conn:
+        queries = [
+            sql
+            for sql in dict.fromkeys(seen)
+            if forms[_form(sql)] <= 3 and sql.startswith("SELECT") and " JOIN " in sql
+        ]
+        queries.append(RETURNS.replace("?", f"'{DAY}'"))  # the baseline's, for comparison
+        for sql in queries:
+            started = time.perf_counter()
+            found = len(conn.execute(sql).fetchall())
+            took = time.perf_counter() - started
+            where = " ".join(sql[sql.index("WHERE") :].split())
+            print(f"  {took * 1000:7.1f} ms {found:>5} rows  {where[:92]}")
+            for step in _plan(conn, sql):
+                print(f"{'':28}{step}")
 
 
 def machine() -> str:
@@ -995,56 +902,51 @@ def _verdict(ok: bool) -> str:
 
 
 def report(sizes: list[Size], *, due: int, rounds: int) -> None:
-    """Print every store's times, the ratios against the targets and what was written."""
-    w = sizes[-1].written
-    rule_counts = {
-        k: n
-        for k, n in w.items()
-        if k not in ("outbox", "history", "reminders", "returns", "follows")
-    }
+    """Print each store's times, the ratios against the targets and what both paths wrote."""
+    w, small, large = sizes[-1].written, sizes[0], sizes[-1]
     print(f"Deadline sweep on SQLite: day {DAY}, since {SINCE}; {due:,} cases due in every store")
     print(
-        f"({w['returns']:,} mobilities return, {w['follows']:,} projects follow them; {w['reminders']:,} "
-        f"reminders of {len(rule_counts)} rules; {w['outbox']:,} outbox rows, {w['history']:,} history rows)"
+        f"({w['returns']:,} mobilities return and {w['follows']:,} projects follow; "
+        f"{w['reminders']:,} reminders; {w['outbox']:,} outbox rows, {w['history']:,} history rows)"
     )
     print()
-    print(
-        f"  {'cases':>10}{'MB':>7}{'build s':>9}{'sweep s':>9}{'SQL s':>8}{'ratio':>7}   statements sweep/SQL"
-    )
+    print(f"  {'cases':>10}{'MB':>6}{'build s':>9}{'sweep s':>9}{'SQL s':>8}{'ratio':>7}   SQL run")
     for s in sizes:
         print(
-            f"  {s.store.cases:>10,}{s.store.megabytes:>7,.0f}{s.store.seconds:>9.1f}"
+            f"  {s.store.cases:>10,}{s.store.megabytes:>6,.0f}{s.store.seconds:>9.1f}"
             f"{statistics.median(s.sweep):>9.3f}{statistics.median(s.sql):>8.3f}"
             f"{statistics.median(s.ratios):>7.2f}   {s.statements[0]:,} / {s.statements[1]:,}"
         )
     print()
-    small, large = sizes[0], sizes[-1]
-    growth = statistics.median(large.sweep) / statistics.median(small.sweep)
     if len(sizes) > 1:
+        growth = statistics.median(large.sweep) / statistics.median(small.sweep)
         print(
-            f"  sweep({large.store.cases:,}) / sweep({small.store.cases:,})  {growth:.2f}   "
+            f"  sweep({large.store.cases:,}) / sweep({small.store.cases:,})   {growth:5.2f}   "
             f"(target <= {TARGET_GROWTH}: {_verdict(growth <= TARGET_GROWTH)})"
         )
     for s in sizes:
         ratio = statistics.median(s.ratios)
         print(
-            f"  sweep / SQL at {s.store.cases:>9,}  {ratio:.2f}   (target <= {TARGET_RATIO}: "
+            f"  sweep / SQL at {s.store.cases:>9,}   {ratio:5.2f}   (target <= {TARGET_RATIO:.0f}: "
             f"{_verdict(ratio <= TARGET_RATIO)}; rounds {min(s.ratios):.2f}-{max(s.ratios):.2f})"
         )
     seconds = statistics.median(large.sweep)
     print(
-        f"  sweep of {large.store.cases:,} cases  {seconds:.3f} s   "
+        f"  sweep of {large.store.cases:,} cases  {seconds:5.2f} s "
         f"(target < {TARGET_SECONDS:.0f} s: {_verdict(seconds < TARGET_SECONDS)})"
     )
     print()
-    print(f"  by rule  {', '.join(f'{k} {n:,}' for k, n in sorted(rule_counts.items()))}")
+    print(f"  by rule  {', '.join(f'{k} {n:,}' for k, n in sorted(large.by_rule.items()))}")
     print(
-        f"  rounds   {rounds} per store, alternating sweep and SQL on fresh copies, after 1 warm-up "
-        "(statements counted there); medians shown; times include opening the store"
+        f"  rounds   {rounds} per store after a warm-up, sweep and SQL alternating on fresh copies;"
     )
+    print("           medians; each time includes opening the store (the sweep: a new engine)")
     print(
-        "  stores   built with sqlite3 executemany into db.create_schema's tables and indexes; "
-        "ANALYZE run once after each build; the same outcome checked row by row on both paths"
+        "  stores   sqlite3 executemany into db.create_schema's tables and indexes, ANALYZE once;"
+    )
+    print("           both paths' outbox, history and moved cases compared row by row each round")
+    print(
+        "  SQL run  statements SQLite ran in the warm-up, sweep / baseline (executemany: per row)"
     )
     print(f"  machine  {machine()}")
 
@@ -1052,16 +954,14 @@ def report(sizes: list[Size], *, due: int, rounds: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Build the stores, time both paths on each and print the figures with their ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sizes", default="100000,1000000", help="cases per store, comma-separated"
-    )
-    parser.add_argument("--due", type=int, default=2000, help="cases due on the day swept (2000)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per store (default 3)")
+    parser.add_argument("--sizes", default="100000,1000000", help="cases per store (comma list)")
+    parser.add_argument("--due", type=int, default=2000, help="cases due on the day (2000)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per store (3)")
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the sweep on the largest store instead"
     )
     args = parser.parse_args(argv)
-    sizes = sorted({int(n.replace("_", "")) for n in args.sizes.split(",") if n.strip()})
+    sizes = sorted({int(n) for n in args.sizes.replace("_", "").split(",") if n.strip()})
     if not sizes or args.rounds < 1:
         parser.error("--sizes needs at least one size, --rounds at least 1")
 
@@ -1071,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             store = build(tmp / "store.db", sizes[-1], now)
             print(
-                f"built {store.cases:,} cases ({store.megabytes:,.0f} MB) in {store.seconds:.1f} s"
+                f"Built {store.cases:,} cases ({store.megabytes:,.0f} MB) in {store.seconds:.1f} s"
             )
             profile(store, tmp, top=30)
             return 0

@@ -440,3 +440,18 @@ def test_ids_are_unique_across_applications_and_mobilities(engine):
     with Session(engine) as session:
         kinds = session.execute(text('select kind from "case" order by id')).scalars().all()
     assert kinds == ["application", "mobility", "mobility"] * 2
+
+
+def test_a_participant_report_recorded_before_validation_counts_at_validation(engine):
+    done = import_doc(engine)
+    walk(engine, done, 7)
+    advance(
+        engine,
+        done.mobilities[0],
+        "record_report",
+        on=date(2027, 9, 30),
+        participant_report_on="2027-09-30",
+    )
+    assert state_of(engine, done.mobilities[0]) == "validation"
+    advance(engine, done.mobilities[0], "validate", on=date(2027, 10, 5), europass_ref="EMD-9")
+    assert state_of(engine, done.mobilities[0]) == "dissemination"

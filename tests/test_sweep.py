@@ -494,3 +494,33 @@ def test_a_dry_run_after_an_interrupted_sweep_lists_only_what_is_left(engine):
     assert [(p["case_id"], p["rule"]) for p in dry.planned] == [
         (cases["preparation"], "preparation")
     ]
+
+
+def test_a_recorded_participant_report_stops_its_reminders(engine):
+    done = import_doc(engine)
+    walk(engine, done, 7)  # the first mobility returned on 2027-09-24
+    advance(
+        engine,
+        done.mobilities[0],
+        "record_report",
+        on=date(2027, 9, 30),
+        participant_report_on="2027-09-30",
+    )
+    before = outbox(engine)
+    sweep_one_day(engine, date(2027, 10, 1))
+    assert kinds(added(before, engine))[(done.mobilities[0], "participant_report_reminder")] == 0
+
+
+def test_recorded_language_preparation_stops_its_reminder(engine):
+    done = import_doc(engine)
+    walk(engine, done, 4)  # the first mobility, with language preparation, is in preparation
+    advance(
+        engine,
+        done.mobilities[0],
+        "record_preparation",
+        on=date(2027, 8, 20),
+        preparation_done="true",
+    )
+    before = outbox(engine)
+    sweep_one_day(engine, date(2027, 8, 23))
+    assert kinds(added(before, engine))[(done.mobilities[0], "preparation_reminder")] == 0

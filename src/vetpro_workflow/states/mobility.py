@@ -52,6 +52,22 @@ TRANSITIONS: list[dict[str, object]] = [
         "facts": ["returned_on"],
         "conditions": ["returned_after_departure"],
     },
+    # Facts that arrive before the step they belong to: recorded on their own, so that the
+    # reminders waiting for them stop (a self-loop: the state does not change).
+    {
+        "trigger": "record_preparation",
+        "source": ["approved", "preparation"],
+        "dest": "=",
+        "who": ["coordinator"],
+        "facts": ["preparation_done"],
+    },
+    {
+        "trigger": "record_report",
+        "source": "validation",
+        "dest": "=",
+        "who": ["coordinator"],
+        "facts": ["participant_report_on"],
+    },
     {
         "trigger": "validate",
         "source": "validation",

@@ -127,9 +127,13 @@ def for_mobility(m: MobilityFile) -> NextStep:
         case "validation":
             returned = m.facts.get("returned_on", m.end_date)
             due = returned + timedelta(days=VALIDATION_DAYS)
+            report = (
+                "the participant report (received on " + str(m.facts["participant_report_on"]) + ")"
+                if m.facts.get("participant_report_on")
+                else "the participant report"
+            )
             return NextStep(
-                f"The coordinator records the Europass reference and the participant report "
-                f"(validate) by {due}.",
+                f"The coordinator records the Europass reference and {report} (validate) by {due}.",
                 "coordinator",
                 due,
             )

@@ -24,7 +24,7 @@ def reachable(d: Definition) -> set[str]:
     while queue:
         state = queue.popleft()
         for step in d.steps:
-            if state in step.sources and step.dest not in seen:
+            if state in step.sources and step.dest != "=" and step.dest not in seen:
                 seen.add(step.dest)
                 queue.append(step.dest)
     return seen
@@ -36,7 +36,8 @@ def mermaid(d: Definition) -> str:
     for step in d.steps:
         who = "/".join(step.who)
         for source in step.sources:
-            lines.append(f"    {source} --> {step.dest}: {step.trigger} ({who})")
+            dest = source if step.dest == "=" else step.dest
+            lines.append(f"    {source} --> {dest}: {step.trigger} ({who})")
     targets = {s for step in d.steps for s in step.sources}
     lines += [f"    {s} --> [*]" for s in d.states if s not in targets]
     return "\n".join(lines)

@@ -25,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/transitions.py
+	$(BIN)/python benchmarks/mail.py
+	$(BIN)/python benchmarks/sweep.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

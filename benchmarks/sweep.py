@@ -25,6 +25,7 @@ if (_here := str(Path(__file__).resolve().parent)) in sys.path:
 import argparse
 import cProfile
 import json
+import os
 import platform
 import pstats
 import random
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import sqlalchemy
 from sqlalchemy import event
@@ -62,6 +64,7 @@ SINCE = DAY - timedelta(days=1)
 CLOCK = Clock.on(DAY)
 AT = f"{CLOCK.now:%Y-%m-%d %H:%M:%S.%f}"  # how SQLAlchemy stores a timestamp on SQLite
 STAFF = "na-staff@agency.example"
+BRUSSELS = ZoneInfo("Europe/Brussels")  # the programme's deadlines are days in Brussels
 FIRST_CALL = 2010
 ORGANISATIONS = 2400
 CURRENT = {DAY.year - 2: 1100, DAY.year - 1: 1400, DAY.year: 150}  # the same in every store
@@ -113,7 +116,12 @@ class Project:
 
 
 def deadline(year: int) -> datetime:
-    return datetime(year, 2, 1, 11, 0, tzinfo=UTC)  # 12:00 Brussels time
+    return datetime(year, 2, 1, 12, 0, tzinfo=BRUSSELS).astimezone(UTC)
+
+
+def deadline_day(year: int) -> date:
+    """The day of the call's deadline, a day in Brussels as the sweep counts it."""
+    return deadline(year).astimezone(BRUSSELS).date()
 
 
 def decided(year: int) -> int:
@@ -231,7 +239,7 @@ def dues(p: Project, app: Snapshot, stays: list[Snapshot]) -> list[tuple[int, st
     ]
     cases: list[tuple[int, str, Snapshot, dict[str, int | None]]] = [
         (-1, "application", app,
-         {"deadline": deadline(p.year).date().toordinal(), "start": p.start, "end": p.end}),
+         {"deadline": deadline_day(p.year).toordinal(), "start": p.start, "end": p.end}),
     ]  # fmt: skip
     cases += [
         (i, "mobility", m, {"start": s.start, "end": s.end, "returned": m.facts.get("returned_on")})
@@ -260,7 +268,7 @@ def targets(due: int) -> list[str]:
         f"{r.name}:{offset}"
         for r in RULES
         for offset in r.offsets  # one call a year: only one deadline offset can fall on DAY
-        if r.anchor != "deadline" or deadline(DAY.year).date() == DAY - timedelta(days=offset)
+        if r.anchor != "deadline" or deadline_day(DAY.year) == DAY - timedelta(days=offset)
     ]
     returns = max(1, round(due * RETURN_SHARE))
     if due < returns + len(reachable):
@@ -541,6 +549,7 @@ class Run:
 def fresh_copy(store: Store, path: Path) -> Iterator[Path]:
     """A copy of the store for one run, removed afterwards."""
     shutil.copyfile(store.path, path)
+    os.sync()  # so that writing the copy back to disk does not slow the timed run down
     try:
         yield path
     finally:
@@ -584,11 +593,13 @@ _MOBILITY = """
 _APPLICATION = """
     SELECT c.id, c.state, a.title, a.start_date, a.end_date, applicant.name, u.name, u.email,
         k.application_deadline
-    FROM "case" c
-    JOIN application a ON a.id = c.id
-    JOIN call k ON k.id = a.call_id
+    FROM {source}
     JOIN organisation applicant ON applicant.id = a.applicant_id
     JOIN user u ON u.id = a.coordinator_id"""
+_BY_DATE = '"case" c JOIN application a ON a.id = c.id JOIN call k ON k.id = a.call_id'
+# CROSS JOIN makes SQLite read the calls first: the applications of the call whose deadline is
+# near, not every draft ever left behind, which its statistics would have it scan.
+_BY_DEADLINE = 'call k CROSS JOIN application a ON a.call_id = k.id JOIN "case" c ON c.id = a.id'
 RETURNS = f"""{_MOBILITY}
     WHERE c.kind = 'mobility' AND c.state = 'abroad' AND m.end_date <= ?
         AND (m.departed_on IS NULL OR m.departed_on <= m.end_date)
@@ -618,23 +629,31 @@ _CONDITIONS = {
 }
 
 
+def _midnight(day: date) -> str:
+    """The instant a day begins in Brussels, as SQLAlchemy stores timestamps on SQLite."""
+    start = datetime(day.year, day.month, day.day, tzinfo=BRUSSELS).astimezone(UTC)
+    return f"{start:%Y-%m-%d %H:%M:%S.%f}"
+
+
 def rule_query(r: Rule) -> tuple[str, list[str]]:
     """One query for all of a rule's offsets: its windows OR-ed, its states, its condition."""
     windows = [anchor_window(offset, SINCE, DAY) for offset in r.offsets]
     states = ", ".join(f"'{state}'" for state in r.states)
     if r.anchor == "deadline":
         within = "k.application_deadline >= ? AND k.application_deadline < ?"
-        params = [f"{d} 00:00:00.000000" for lo, hi in windows for d in (lo, hi + timedelta(1))]
-        # The unary + keeps SQLite off the state index: it reads the open call's applications,
-        # not every draft ever left behind.
-        where = f"c.kind = 'application' AND +c.state IN ({states})"
+        params = [_midnight(d) for lo, hi in windows for d in (lo, hi + timedelta(days=1))]
+        where = f"c.state IN ({states})"
     else:
         within = f"{'m' if r.kind == 'mobility' else 'a'}.{_COLUMNS[r.anchor]} BETWEEN ? AND ?"
         params = [d.isoformat() for window in windows for d in window]
         where = f"c.kind = '{r.kind}' AND c.state IN ({states})"
     if r.condition:
         where += f" AND {_CONDITIONS[r.condition]}"
-    source = _MOBILITY if r.kind == "mobility" else _APPLICATION
+    source = (
+        _MOBILITY
+        if r.kind == "mobility"
+        else _APPLICATION.format(source=_BY_DEADLINE if r.anchor == "deadline" else _BY_DATE)
+    )
     return f"{source} WHERE ({' OR '.join([f'({within})'] * len(windows))}) AND {where}", params
 
 
@@ -664,7 +683,11 @@ def reminders(r: Rule, rows: Iterator[tuple[Any, ...]]) -> list[tuple[Any, ...]]
     notices = []
     for row in rows:
         facts = _facts(r, row)
-        anchor = facts["deadline"].date() if r.anchor == "deadline" else facts[_COLUMNS[r.anchor]]
+        anchor = (
+            facts["deadline"].astimezone(BRUSSELS).date()
+            if r.anchor == "deadline"
+            else facts[_COLUMNS[r.anchor]]
+        )
         for offset in r.offsets:
             lo, hi = anchor_window(offset, SINCE, DAY)
             if not lo <= anchor <= hi:

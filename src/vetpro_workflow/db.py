@@ -69,6 +69,11 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
+def writer(engine: Engine) -> Connection:
+    """A connection for a run of short writes, each committed on its own (the caller closes it)."""
+    return engine.execution_options(**{_WRITE: True}).connect()
+
+
 @contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
     """A session that only reads."""

@@ -20,12 +20,12 @@ from email.utils import parseaddr
 from typing import Any
 
 import aiosmtplib
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ..addresses import is_address
 from ..clock import Clock
 from ..config import Settings
-from ..db import reading
+from ..db import reading, writer
 from .outbox import (
     Letter,
     claim,
@@ -81,6 +81,13 @@ class _Courier:
     def __init__(self, engine: Engine, settings: Settings, clock: Clock, tally: Tally) -> None:
         self.engine, self.settings, self.clock, self.tally = engine, settings, clock, tally
         self.smtp: aiosmtplib.SMTP | None = None
+        self.connection: Connection | None = None
+
+    def _db(self) -> Connection:
+        """This courier's database connection: each row is settled and committed on it."""
+        if self.connection is None:
+            self.connection = writer(self.engine)
+        return self.connection
 
     async def _connect(self) -> aiosmtplib.SMTP:
         if self.smtp is None or not self.smtp.is_connected:
@@ -100,7 +107,7 @@ class _Courier:
 
     def _fail(self, letter: Letter, error: str, *, permanent: bool) -> None:
         outcome = mark_failed(
-            self.engine,
+            self._db(),
             letter,
             now=self.clock.now,
             error=error,
@@ -115,6 +122,8 @@ class _Courier:
             for letter in letters:
                 await self._deliver(letter)
         finally:
+            if self.connection is not None:
+                self.connection.close()
             if self.smtp is not None and self.smtp.is_connected:
                 try:
                     await self.smtp.quit()
@@ -152,7 +161,7 @@ class _Courier:
                 code = refused[letter.recipient].code
                 self._fail(letter, f"refused {detail} (the copy was sent)", permanent=code >= 500)
                 return
-            mark_sent(self.engine, letter, now=self.clock.now, note=detail or None)
+            mark_sent(self._db(), letter, now=self.clock.now, note=detail or None)
             self.tally.sent += 1
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from ..addresses import is_address
@@ -140,23 +140,17 @@ def claim(
         ]
 
 
-def mark_sent(engine: Engine, letter: Letter, *, now: datetime, note: str | None = None) -> None:
-    """Record that the server accepted a letter: it is never sent again."""
-    with write_connection(engine) as db:
-        db.execute(
-            _SETTLE,
-            {
-                "row_id": letter.id,
-                "new_status": "sent",
-                "error": note,
-                "next_at": None,
-                "sent": now,
-            },
-        )
+def mark_sent(db: Connection, letter: Letter, *, now: datetime, note: str | None = None) -> None:
+    """Record that the server accepted a letter, and commit: it is never sent again."""
+    db.execute(
+        _SETTLE,
+        {"row_id": letter.id, "new_status": "sent", "error": note, "next_at": None, "sent": now},
+    )
+    db.commit()
 
 
 def mark_failed(
-    engine: Engine,
+    db: Connection,
     letter: Letter,
     *,
     now: datetime,
@@ -171,17 +165,17 @@ def mark_failed(
         permanent, error = True, f"gave up after {attempts} attempts: {error}"
     backoff = min(retry_after * 2 ** (attempts - 1), MAX_BACKOFF)
     status = "undeliverable" if permanent else "pending"
-    with write_connection(engine) as db:
-        db.execute(
-            _SETTLE,
-            {
-                "row_id": letter.id,
-                "new_status": status,
-                "error": error[:1000],
-                "next_at": None if permanent else now + backoff,
-                "sent": None,
-            },
-        )
+    db.execute(
+        _SETTLE,
+        {
+            "row_id": letter.id,
+            "new_status": status,
+            "error": error[:1000],
+            "next_at": None if permanent else now + backoff,
+            "sent": None,
+        },
+    )
+    db.commit()
     return "undeliverable" if permanent else "retrying"
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formatdate
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, pass_eval_context
@@ -67,9 +67,24 @@ class _HeaderClasses(HeaderRegistry):
         return self._made[key]
 
 
+class _CachingPolicy(EmailPolicy):
+    """The default policy, parsing each one-line header value once: parsed headers are immutable,
+    and parsing them was most of the cost of a message (the same To, From, Subject recur)."""
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if isinstance(value, str) and "\n" not in value and "\r" not in value:
+            return _parsed_header(self, name, value)
+        return super().header_store_parse(name, value)
+
+
+@lru_cache(maxsize=8192)
+def _parsed_header(policy: EmailPolicy, name: str, value: str) -> tuple[str, Any]:
+    return EmailPolicy.header_store_parse(policy, name, value)
+
+
 # The default policy; the stdlib registry makes a new class for every header it parses, which was
 # a third of the cost of a message.
-POLICY = policy.default.clone(header_factory=_HeaderClasses())
+POLICY = _CachingPolicy(header_factory=_HeaderClasses())
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _CONTROLS_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]+")

@@ -34,6 +34,7 @@ import shutil
 import sqlite3
 import statistics
 import tempfile
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -91,7 +92,7 @@ class Dice:
 
 @dataclass
 class Stay:
-    """One mobility's plan: the day each of its steps happens (None: never)."""
+    """One mobility's plan: the day (a date ordinal) each of its steps happens; None: never."""
 
     start: int
     end: int
@@ -315,10 +316,13 @@ def due_project(dice: Dice, target: str) -> Project:
             return p
 
 
-def background(dice: Dice, year: int, *, stays: int | None = None) -> Project:
+def background(
+    dice: Dice, year: int, *, stays: int | None = None, fate: str | None = None
+) -> Project:
     """A project of a call on which nothing falls due on DAY."""
+    fate = fate or ("submitted" if year == DAY.year else None)  # the open call: sent early
     while True:
-        p = project(dice, year, fate="submitted" if year == DAY.year else None, stays=stays)
+        p = project(dice, year, fate=fate, stays=stays)
         if p.end < _EARLIEST or not dues(p, *on_day(p)):
             return p
 
@@ -341,7 +345,7 @@ def history(dice: Dice, cases: int) -> Iterator[Project]:
         while quota > 0:
             p = background(dice, year)
             if len(p.stays) >= quota:  # the year's last project: as many mobilities as fit
-                p = background(dice, year, stays=quota - 1)
+                p = background(dice, year, stays=quota - 1, fate="drafted" if quota == 1 else None)
             quota -= 1 + len(p.stays)
             yield p
 
@@ -354,7 +358,8 @@ FIRST = ("Anna", "Markus", "Sabine", "Lukas", "Elena", "Jonas", "Marta", "Pieter
 LAST = ("Huber", "Leitner", "Gruber", "Laine", "Ferrer", "Novak", "Rossi", "Jansen", "Dubois")
 NAMES = tuple((f"{f} {last}", f"{f}.{last}".lower()) for f in FIRST for last in LAST)
 TRADES = ("welding", "carpentry", "nursing", "hospitality", "logistics", "bakery", "horticulture")
-TOPICS = ("Digital simulators", "Work-based learning", "Assessment of practical skills")
+TOPICS: tuple[str, ...] = ("Digital simulators", "Work-based learning")
+TOPICS += ("Assessment of practical skills",)
 TOPICS += ("Green skills", "Apprenticeship guidance", "Inclusive training", "Blended learning")
 TEXTS = tuple(
     (
@@ -465,7 +470,8 @@ def _directory(conn: sqlite3.Connection) -> None:
             for year in range(FIRST_CALL, DAY.year + 1)
         ],
     )  # fmt: skip
-    orgs, users = [], []
+    orgs: list[tuple[Any, ...]] = []
+    users: list[tuple[Any, ...]] = []
     for i in range(1, ORGANISATIONS + 1):
         name, mail = NAMES[i % len(NAMES)]
         email = f"{mail}@org{i}.example"
@@ -959,7 +965,8 @@ def report(sizes: list[Size], *, due: int, rounds: int) -> None:
         f"(target < {TARGET_SECONDS:.0f} s: {_verdict(seconds < TARGET_SECONDS)})"
     )
     print()
-    print(f"  by rule  {', '.join(f'{k} {n:,}' for k, n in sorted(large.by_rule.items()))}")
+    rules = ", ".join(f"{name} {n:,}" for name, n in sorted(large.by_rule.items()))
+    print(textwrap.fill(rules, 98, initial_indent="  by rule  ", subsequent_indent=" " * 11))
     print(
         f"  rounds   {rounds} per store after a warm-up, sweep and SQL alternating on fresh copies;"
     )

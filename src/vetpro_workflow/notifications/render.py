@@ -76,6 +76,22 @@ class _CachingPolicy(EmailPolicy):
             return _parsed_header(self, name, value)
         return super().header_store_parse(name, value)
 
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        # Folding walks the parse tree again; the same header folds the same way under the same
+        # settings (the sender flattens with a clone of this policy, so the settings are the key).
+        if not isinstance(value, str) or "\n" in value or "\r" in value:
+            return super().fold_binary(name, value)
+        key = (self.linesep, self.utf8, self.max_line_length, self.cte_type, name, str(value))
+        folded = _FOLDED.get(key)
+        if folded is None:
+            if len(_FOLDED) >= 8192:
+                _FOLDED.clear()
+            folded = _FOLDED[key] = super().fold_binary(name, value)
+        return folded
+
+
+_FOLDED: dict[tuple[Any, ...], bytes] = {}
+
 
 @lru_cache(maxsize=8192)
 def _parsed_header(policy: EmailPolicy, name: str, value: str) -> tuple[str, Any]:
@@ -160,6 +176,7 @@ def _environment(html: bool) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,  # packaged templates never change under a running process
     )
     env.filters["in_days"] = in_days
     env.filters["due"] = due

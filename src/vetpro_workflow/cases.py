@@ -19,7 +19,7 @@ from . import dossiers
 from .actors import SYSTEM, Actor, check_scope, resolve
 from .clock import Clock
 from .config import Settings
-from .errors import ConflictError, NotFound
+from .errors import ConflictError, NotAllowed, NotFound
 from .models import Application, Case, History, Mobility, Outbox
 from .notifications.prompts import on_move
 from .states import application as application_flow
@@ -54,6 +54,36 @@ class Moved:
     dest: str
     version: int
     actor: str
+
+
+def apply_each(
+    *,
+    session: Session,
+    cases: list[tuple[int, dict[str, object]]],
+    trigger: str,
+    clock: Clock,
+    staff_email: str = _DEFAULT_STAFF_EMAIL,
+) -> list[Moved]:
+    """The system fires one trigger on many mobilities (each with its facts) and commits once.
+
+    The same moves as `apply` one by one, written with one statement per kind of row: this is
+    how the sweep returns a day's mobilities. Any refusal or conflict rolls back all of them.
+    """
+    step = definition("mobility").step(trigger)
+    if step is None or "system" not in step.who:
+        raise NotAllowed(f"'{trigger}' is not fired by the system on mobilities")
+    snapshots = {m.id: m for m in dossiers.load_mobilities(session, [c for c, _ in cases])}
+    missing = [case_id for case_id, _ in cases if case_id not in snapshots]
+    if missing:
+        raise NotFound(f"mobility {missing[0]} does not exist")
+    items = [
+        (snapshots[case_id], parse_facts(trigger, step.accepted_facts, facts))
+        for case_id, facts in cases
+    ]
+    work = _Work(session=session, clock=clock, staff_email=staff_email)
+    work.move_all(items, trigger, SYSTEM, None, carried=False)  # type: ignore[arg-type]
+    session.commit()
+    return work.moves
 
 
 def apply(
@@ -118,55 +148,100 @@ class _Work:
         carried: bool,
     ) -> ApplicationFile | MobilityFile:
         """Fire one trigger on a snapshot and write what it changes; the snapshot after."""
-        given = self._given(subject, facts, note)
-        dest = fire(definition(subject.kind), subject, trigger, given)
-        version = subject.version + 1
-        db = self.session.connection()
-        changed = db.execute(
-            _COMPARE_AND_SET,
-            {
-                "case_id": subject.id,
-                "seen_version": subject.version,
-                "new_state": dest,
-                "new_version": version,
-                "at": self.clock.now,
-            },
-        )
-        if changed.rowcount != 1:
-            raise ConflictError(
-                f"{subject.kind.capitalize()} {subject.id} was changed by someone else meanwhile; "
-                f"reload it with 'vetpro case show {subject.id}' and try again"
+        return self.move_all([(subject, facts)], trigger, who, note, carried=carried)[0]
+
+    def move_all(
+        self,
+        items: list[tuple[ApplicationFile | MobilityFile, dict[str, Any]]],
+        trigger: str,
+        who: Actor,
+        note: str | None,
+        *,
+        carried: bool,
+    ) -> list[ApplicationFile | MobilityFile]:
+        """Fire one trigger on snapshots (each with its facts); each write is one statement."""
+        now = self.clock.now
+        decided = [
+            (
+                subject,
+                facts,
+                fire(definition(subject.kind), subject, trigger, self._given(subject, facts, note)),
             )
-        if facts:
-            table = Application if subject.kind == "application" else Mobility
-            db.execute(update(table.__table__).where(table.id == subject.id).values(**facts))
+            for subject, facts in items
+        ]
+        self._compare_and_set(
+            [
+                {
+                    "case_id": s.id,
+                    "seen_version": s.version,
+                    "new_state": dest,
+                    "new_version": s.version + 1,
+                    "at": now,
+                }
+                for s, _, dest in decided
+            ]
+        )
+        db = self.session.connection()
+        for kind, names in {(s.kind, tuple(sorted(f))) for s, f, _ in decided if f}:
+            table = (Application if kind == "application" else Mobility).__table__
+            db.execute(
+                update(table)
+                .where(table.c.id == bindparam("case_id"))
+                .values({name: bindparam(f"new_{name}") for name in names}),
+                [
+                    {"case_id": s.id, **{f"new_{k}": v for k, v in f.items()}}
+                    for s, f, _ in decided
+                    if s.kind == kind and tuple(sorted(f)) == names
+                ],
+            )
         db.execute(
             _RECORD,
-            {
-                "case_id": subject.id,
-                "version": version,
-                "trigger": trigger,
-                "source": subject.state,
-                "dest": dest,
-                "actor": who.email,
-                "at": self.clock.now,
-                "note": note,
-                "facts": to_json(facts),
-            },
+            [
+                {
+                    "case_id": s.id,
+                    "version": s.version + 1,
+                    "trigger": trigger,
+                    "source": s.state,
+                    "dest": dest,
+                    "actor": who.email,
+                    "at": now,
+                    "note": note,
+                    "facts": to_json(f),
+                }
+                for s, f, dest in decided
+            ],
         )
-        self.moves.append(
-            Moved(subject.id, subject.kind, trigger, subject.state, dest, version, who.email)
-        )
-        after = dataclasses.replace(
-            subject, state=dest, version=version, facts={**subject.facts, **facts}
-        )
-        if isinstance(after, ApplicationFile):
-            after = self._carry(after, trigger, note)
+        afters: list[ApplicationFile | MobilityFile] = []
+        for s, f, dest in decided:
+            self.moves.append(Moved(s.id, s.kind, trigger, s.state, dest, s.version + 1, who.email))
+            after = dataclasses.replace(
+                s, state=dest, version=s.version + 1, facts={**s.facts, **f}
+            )
+            if isinstance(after, ApplicationFile):
+                after = self._carry(after, trigger, note)
+            afters.append(after)
         if not carried:
-            self._enqueue(after, trigger, note)
-        if isinstance(after, MobilityFile):
-            self._follow(after, trigger)
-        return after
+            self._enqueue(afters, trigger, note)
+        followed: set[int] = set()
+        for after in afters:  # one look at each project, after all of its mobilities moved
+            if isinstance(after, MobilityFile) and after.application_id not in followed:
+                followed.add(after.application_id)
+                self._follow(after, trigger)
+        return afters
+
+    def _compare_and_set(self, rows: list[dict[str, Any]]) -> None:
+        """Move the cases only from the versions read; anyone else's change is a conflict."""
+        db = self.session.connection()
+        if len(rows) == 1 or not db.dialect.supports_sane_multi_rowcount:
+            changed = sum(db.execute(_COMPARE_AND_SET, row).rowcount for row in rows)
+        else:
+            changed = db.execute(_COMPARE_AND_SET, rows).rowcount
+        if changed != len(rows):
+            ids = ", ".join(str(row["case_id"]) for row in rows[:5])
+            raise ConflictError(
+                f"case {ids}{'…' if len(rows) > 5 else ''} was changed by someone else meanwhile; "
+                f"reload it with 'vetpro case show ID' and try again"
+            )
 
     def _given(self, subject: Any, facts: dict[str, Any], note: str | None) -> Given:
         merged = {**subject.facts, **facts}
@@ -179,9 +254,13 @@ class _Work:
         )
 
     def _enqueue(
-        self, after: ApplicationFile | MobilityFile, trigger: str, note: str | None
+        self, afters: list[ApplicationFile | MobilityFile], trigger: str, note: str | None
     ) -> None:
-        notices = on_move(after, trigger=trigger, note=note, staff_email=self.staff_email)
+        notices = [
+            n
+            for after in afters
+            for n in on_move(after, trigger=trigger, note=note, staff_email=self.staff_email)
+        ]
         if notices:
             self.session.connection().execute(
                 _ENQUEUE,
@@ -205,23 +284,17 @@ class _Work:
     def _carry(self, app: ApplicationFile, trigger: str, note: str | None) -> ApplicationFile:
         """Move the application's mobilities with it (submit, approve, reject…)."""
         carried = application_flow.CARRIES.get(trigger)
-        if carried is None:
+        step = definition("mobility").step(carried) if carried else None
+        if carried is None or step is None:
             return app
-        mobility_flow = definition("mobility")
         reason = f"with application {app.id} ({trigger})" + (f": {note}" if note else "")
-        moved = []
-        for m in app.mobilities:
-            step = mobility_flow.step(carried)
-            if step is not None and m.state in step.sources:
-                m = self.move(
-                    dataclasses.replace(m, application_state=app.state),
-                    carried,
-                    SYSTEM,
-                    {},
-                    reason,
-                    carried=True,
-                )
-            moved.append(m)
+        going = [
+            (dataclasses.replace(m, application_state=app.state), {})
+            for m in app.mobilities
+            if m.state in step.sources
+        ]
+        after = {m.id: m for m in self.move_all(going, carried, SYSTEM, reason, carried=True)}
+        moved = [after.get(m.id, m) for m in app.mobilities]
         return dataclasses.replace(app, mobilities=tuple(moved))
 
     def _follow(self, m: MobilityFile, trigger: str) -> None:

@@ -143,6 +143,14 @@ def load_mobility(session: Session, case_id: int) -> MobilityFile:
     return _mobility_file(row)
 
 
+def load_mobilities(session: Session, case_ids: list[int]) -> list[MobilityFile]:
+    """The snapshots of many mobilities, read with one query."""
+    rows = session.connection().execute(
+        mobility_rows().where(_case.c.id.in_(case_ids)).order_by(_case.c.id)
+    )
+    return [_mobility_file(row) for row in rows.mappings()]
+
+
 def load_application(session: Session, case_id: int) -> ApplicationFile:
     """The snapshot of one application with its partners and mobilities."""
     connection = session.connection()

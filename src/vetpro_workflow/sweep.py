@@ -19,9 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from . import dossiers
 from .actors import SYSTEM
-from .cases import apply
+from .cases import apply, apply_each
 from .clock import Clock
-from .db import reading, writing
+from .db import reading, write_connection, writing
 from .deadlines import RULES, Rule, anchor_window, reminder_context, reminder_key
 from .errors import ConflictError, TransitionRefused
 from .models import Application, Call, Case, Mobility, Organisation, Outbox, SweepRun, User
@@ -65,7 +65,7 @@ def _returns(engine: Engine, today: date) -> list[tuple[int, date]]:
         query = (
             select(Case.id, Mobility.end_date)
             .join(Mobility, Mobility.id == Case.id)
-            .where(Case.state == "abroad", Mobility.end_date <= today)
+            .where(Case.kind == "mobility", Case.state == "abroad", Mobility.end_date <= today)
             .order_by(Mobility.end_date, Case.id)
         )
         return [(row.id, row.end_date) for row in session.execute(query)]
@@ -109,11 +109,23 @@ def _due_rows(engine: Engine, r: Rule, offset: int, since: date, today: date) ->
         elif r.condition == "report_missing":
             query = query.where(m.c.participant_report_on.is_(None))
     else:
-        query = _applications().where(Case.state.in_(r.states))
+        query = _applications().where(Case.kind == "application", Case.state.in_(r.states))
         if r.anchor == "deadline":  # a call's deadline day is a day in Brussels
             start = datetime.combine(lo, time(0), tzinfo=BRUSSELS)
             end = datetime.combine(hi + timedelta(days=1), time(0), tzinfo=BRUSSELS)
-            query = query.where(Call.application_deadline >= start, Call.application_deadline < end)
+            with reading(engine) as session:  # a handful of calls: most days, none
+                calls = (
+                    session.execute(
+                        select(Call.id).where(
+                            Call.application_deadline >= start, Call.application_deadline < end
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            if not calls:
+                return []
+            query = query.where(Application.call_id.in_(calls))
         else:
             column = {"start": Application.start_date, "end": Application.end_date}[r.anchor]
             query = query.where(and_(column >= lo, column <= hi))
@@ -161,13 +173,12 @@ def _enqueue(engine: Engine, notices: list[dict[str, Any]]) -> int:
     if not notices:
         return 0
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    table = Outbox.__table__  # type: ignore[attr-defined]
     statement = (
-        dialect.insert(Outbox).on_conflict_do_nothing(index_elements=["key"]).returning(Outbox.id)
+        dialect.insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
     )
-    with writing(engine) as session:
-        inserted = session.execute(statement, notices).all()
-        session.commit()
-    return len(inserted)
+    with write_connection(engine) as db:
+        return len(db.execute(statement, notices).all())
 
 
 def _not_yet_queued(engine: Engine, notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,16 +197,42 @@ def window_start(engine: Engine, today: date, since: date | None = None) -> date
     return min(last, yesterday) if last else yesterday
 
 
+RETURN_BATCH = 500
+
+
 def sweep_returns(
     engine: Engine, *, clock: Clock, staff_email: str, dry_run: bool = False
 ) -> tuple[int, list[dict[str, Any]]]:
     """Return every mobility abroad whose planned end date has come (system trigger)."""
-    moved, planned = 0, []
-    for case_id, end in _returns(engine, clock.today):
-        if dry_run:
-            planned.append({"case_id": case_id, "trigger": "return_home", "on": str(end)})
-            moved += 1
-            continue
+    due = _returns(engine, clock.today)
+    if dry_run:
+        return len(due), [
+            {"case_id": case_id, "trigger": "return_home", "on": str(end)} for case_id, end in due
+        ]
+    moved = 0
+    for start in range(0, len(due), RETURN_BATCH):
+        batch = due[start : start + RETURN_BATCH]
+        try:
+            with writing(engine) as session:
+                apply_each(
+                    session=session,
+                    trigger="return_home",
+                    clock=clock,
+                    staff_email=staff_email,
+                    cases=[(case_id, {"returned_on": end}) for case_id, end in batch],
+                )
+            moved += len(batch)
+        except (ConflictError, TransitionRefused):
+            moved += _return_one_by_one(engine, batch, clock=clock, staff_email=staff_email)
+    return moved, []
+
+
+def _return_one_by_one(
+    engine: Engine, batch: list[tuple[int, date]], *, clock: Clock, staff_email: str
+) -> int:
+    """Someone moved one of the batch meanwhile: return the others one at a time."""
+    moved = 0
+    for case_id, end in batch:
         try:
             with writing(engine) as session:
                 apply(
@@ -210,7 +247,7 @@ def sweep_returns(
             moved += 1
         except (ConflictError, TransitionRefused):
             continue  # someone recorded the return meanwhile: nothing left to do
-    return moved, planned
+    return moved
 
 
 def sweep_rule(

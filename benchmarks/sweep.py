@@ -759,7 +759,7 @@ def baseline(path: Path, *, count: bool = False) -> tuple[Run, dict[str, int]]:
         conn.executemany(
             HISTORY,
             [(a, v + 1, "mobilities_returned", "abroad", "validation", AT,
-              f"following mobility {m} (return_home)", "{}") for a, v, m in follows],
+              "following its mobilities (return_home)", "{}") for a, v, m in follows],
         )  # fmt: skip
         by_rule: dict[str, int] = {}
         for r in RULES:

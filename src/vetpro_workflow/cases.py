@@ -222,11 +222,7 @@ class _Work:
             afters.append(after)
         if not carried:
             self._enqueue(afters, trigger, note)
-        followed: set[int] = set()
-        for after in afters:  # one look at each project, after all of its mobilities moved
-            if isinstance(after, MobilityFile) and after.application_id not in followed:
-                followed.add(after.application_id)
-                self._follow(after, trigger)
+        self._follow([a for a in afters if isinstance(a, MobilityFile)], trigger)
         return afters
 
     def _compare_and_set(self, rows: list[dict[str, Any]]) -> None:
@@ -297,25 +293,44 @@ class _Work:
         moved = [after.get(m.id, m) for m in app.mobilities]
         return dataclasses.replace(app, mobilities=tuple(moved))
 
-    def _follow(self, m: MobilityFile, trigger: str) -> None:
-        """Move the application when its mobilities have all departed, returned or validated."""
+    def _follow(self, moved: list[MobilityFile], trigger: str) -> None:
+        """Move each project whose mobilities have now all departed, returned or validated."""
         app_flow = definition("application")
         steps = [
             step
             for name, causes in application_flow.FOLLOWS.items()
             if trigger in causes and (step := app_flow.step(name)) is not None
         ]
-        if not any(m.application_state in step.sources for step in steps):
-            return  # nothing the project could do from where it stands: no need to read it
-        app: ApplicationFile | MobilityFile = dossiers.load_application(
-            self.session, m.application_id
+        # Only projects that could move from where they stand are read, all at once, after all
+        # of their mobilities have moved.
+        why = {
+            m.application_id
+            for m in moved
+            if any(m.application_state in step.sources for step in steps)
+        }
+        if not why:
+            return
+        projects: list[ApplicationFile | MobilityFile] = list(
+            dossiers.load_applications(self.session, sorted(why))
         )
         progressed = True
-        while progressed:
+        while progressed:  # a cancellation can move a project more than one step
             progressed = False
             for step in steps:
-                given = self._given(app, {}, None)
-                if app.state in step.sources and not refusals(step, app_flow, app, given):
-                    note = f"following mobility {m.id} ({trigger})"
-                    app = self.move(app, step.trigger, SYSTEM, {}, note, carried=False)
-                    progressed = True
+                ready = [
+                    p
+                    for p in projects
+                    if p.state in step.sources
+                    and not refusals(step, app_flow, p, self._given(p, {}, None))
+                ]
+                if not ready:
+                    continue
+                note = f"following its mobilities ({trigger})"
+                moved_on = {
+                    p.id: p
+                    for p in self.move_all(
+                        [(p, {}) for p in ready], step.trigger, SYSTEM, note, carried=False
+                    )
+                }
+                projects = [moved_on.get(p.id, p) for p in projects]
+                progressed = True

@@ -89,10 +89,8 @@ def mobility_rows() -> Select[Any]:
 
 
 _MOBILITY_BY_ID = mobility_rows().where(_case.c.id == bindparam("case_id"))
-_MOBILITIES_OF = (
-    mobility_rows().where(_mob.c.application_id == bindparam("case_id")).order_by(_case.c.id)
-)
-_APPLICATION_BY_ID = (
+_MOBILITIES = mobility_rows().order_by(_case.c.id)
+_APPLICATIONS = (
     select(
         _case.c.id,
         _case.c.state,
@@ -119,12 +117,11 @@ _APPLICATION_BY_ID = (
     .join(_call, _call.c.id == _app.c.call_id)
     .join(_org, _org.c.id == _app.c.applicant_id)
     .join(_user, _user.c.id == _app.c.coordinator_id)
-    .where(_case.c.id == bindparam("case_id"))
+    .order_by(_case.c.id)
 )
-_PARTNERS_OF = (
-    select(_org.c.name, _org.c.country, _org.c.type)
+_PARTNERS = (
+    select(_partner.c.application_id, _org.c.name, _org.c.country, _org.c.type)
     .join(_partner, _partner.c.organisation_id == _org.c.id)
-    .where(_partner.c.application_id == bindparam("case_id"))
     .order_by(_org.c.name)
 )
 _KIND_OF = select(_case.c.kind).where(_case.c.id == bindparam("case_id"))
@@ -153,19 +150,31 @@ def load_mobilities(session: Session, case_ids: list[int]) -> list[MobilityFile]
 
 def load_application(session: Session, case_id: int) -> ApplicationFile:
     """The snapshot of one application with its partners and mobilities."""
-    connection = session.connection()
-    row = connection.execute(_APPLICATION_BY_ID, {"case_id": case_id}).mappings().first()
-    if row is None:
+    found = load_applications(session, [case_id])
+    if not found:
         raise NotFound(f"application {case_id} does not exist")
-    partners = connection.execute(_PARTNERS_OF, {"case_id": case_id}).all()
-    mobilities = connection.execute(_MOBILITIES_OF, {"case_id": case_id}).mappings().all()
-    fields = {k: v for k, v in row.items() if not k.startswith("fact_")}
-    return ApplicationFile(
-        **fields,
-        partners=tuple(Partner(name=p.name, country=p.country, type=p.type) for p in partners),
-        mobilities=tuple(_mobility_file(m) for m in mobilities),
-        facts=_facts(row, _APPLICATION_FACTS),
-    )
+    return found[0]
+
+
+def load_applications(session: Session, case_ids: list[int]) -> list[ApplicationFile]:
+    """The snapshots of applications with their partners and mobilities: three queries in all."""
+    connection = session.connection()
+    rows = connection.execute(_APPLICATIONS.where(_case.c.id.in_(case_ids))).mappings().all()
+    partners: dict[int, list[Partner]] = {}
+    for p in connection.execute(_PARTNERS.where(_partner.c.application_id.in_(case_ids))):
+        partners.setdefault(p.application_id, []).append(Partner(p.name, p.country, p.type))
+    mobilities: dict[int, list[MobilityFile]] = {}
+    for m in connection.execute(_MOBILITIES.where(_mob.c.application_id.in_(case_ids))).mappings():
+        mobilities.setdefault(m["application_id"], []).append(_mobility_file(m))
+    return [
+        ApplicationFile(
+            **{k: v for k, v in row.items() if not k.startswith("fact_")},
+            partners=tuple(partners.get(row["id"], ())),
+            mobilities=tuple(mobilities.get(row["id"], ())),
+            facts=_facts(row, _APPLICATION_FACTS),
+        )
+        for row in rows
+    ]
 
 
 def load(session: Session, case_id: int) -> ApplicationFile | MobilityFile:

@@ -68,7 +68,7 @@ def _returns(engine: Engine, today: date) -> list[tuple[int, date]]:
             .where(Case.kind == "mobility", Case.state == "abroad", Mobility.end_date <= today)
             .order_by(Mobility.end_date, Case.id)
         )
-        return [(row.id, row.end_date) for row in session.execute(query)]
+        return [(row.id, row.end_date) for row in session.connection().execute(query)]
 
 
 def _applications() -> Select[Any]:
@@ -92,15 +92,17 @@ def _applications() -> Select[Any]:
     )
 
 
-def _due_rows(engine: Engine, r: Rule, offset: int, since: date, today: date) -> list[Any]:
-    """The cases a rule reminds of at one offset, for the days after `since` up to `today`."""
-    lo, hi = anchor_window(offset, since, today)
+def _due_rows(engine: Engine, r: Rule, since: date, today: date) -> list[Any]:
+    """The cases a rule reminds of on any of its days after `since` up to `today`: one query."""
+    windows = [anchor_window(offset, since, today) for offset in r.offsets]
     if r.kind == "mobility":
         m = Mobility.__table__  # type: ignore[attr-defined]
         column = {"start": m.c.start_date, "end": m.c.end_date, "returned": m.c.returned_on}[
             r.anchor
         ]
-        query = dossiers.mobility_rows().where(column.between(lo, hi), Case.state.in_(r.states))
+        query = dossiers.mobility_rows().where(
+            or_(*(column.between(lo, hi) for lo, hi in windows)), Case.state.in_(r.states)
+        )
         if r.condition == "preparation_missing":
             query = query.where(
                 m.c.language_preparation.is_(True),
@@ -111,26 +113,24 @@ def _due_rows(engine: Engine, r: Rule, offset: int, since: date, today: date) ->
     else:
         query = _applications().where(Case.kind == "application", Case.state.in_(r.states))
         if r.anchor == "deadline":  # a call's deadline day is a day in Brussels
-            start = datetime.combine(lo, time(0), tzinfo=BRUSSELS)
-            end = datetime.combine(hi + timedelta(days=1), time(0), tzinfo=BRUSSELS)
-            with reading(engine) as session:  # a handful of calls: most days, none
-                calls = (
-                    session.execute(
-                        select(Call.id).where(
-                            Call.application_deadline >= start, Call.application_deadline < end
-                        )
-                    )
-                    .scalars()
-                    .all()
+            spans = [
+                and_(
+                    Call.application_deadline >= datetime.combine(lo, time(0), tzinfo=BRUSSELS),
+                    Call.application_deadline
+                    < datetime.combine(hi + timedelta(days=1), time(0), tzinfo=BRUSSELS),
                 )
+                for lo, hi in windows
+            ]
+            with reading(engine) as session:  # a handful of calls: most days, none
+                calls = session.execute(select(Call.id).where(or_(*spans))).scalars().all()
             if not calls:
                 return []
             query = query.where(Application.call_id.in_(calls))
         else:
             column = {"start": Application.start_date, "end": Application.end_date}[r.anchor]
-            query = query.where(and_(column >= lo, column <= hi))
+            query = query.where(or_(*(column.between(lo, hi) for lo, hi in windows)))
     with reading(engine) as session:
-        return list(session.execute(query).mappings())
+        return list(session.connection().execute(query).mappings())
 
 
 def _anchor(r: Rule, row: Any) -> date:
@@ -142,8 +142,9 @@ def _anchor(r: Rule, row: Any) -> date:
 
 
 def _notices(
-    r: Rule, offset: int, rows: list[Any], *, today: date, now: datetime, staff_email: str
+    r: Rule, rows: list[Any], *, since: date, today: date, now: datetime, staff_email: str
 ) -> list[dict[str, Any]]:
+    """One outbox row per case and reminder day that fell due in the window."""
     notices = []
     for row in rows:
         anchor = _anchor(r, row)
@@ -151,20 +152,25 @@ def _notices(
         to = {"participant": row.get("participant_email"), "staff": staff_email}.get(
             r.to, row["coordinator_email"]
         )
-        notices.append(
-            {
-                "key": reminder_key(row["id"], r, date.fromisoformat(context["due_date"]), offset),
-                "case_id": row["id"],
-                "kind": r.notice,
-                "recipient": to,
-                "cc": row["coordinator_email"] if offset in r.cc_coordinator_at else None,
-                "context": context,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-        )
+        for offset in r.offsets:
+            lo, hi = anchor_window(offset, since, today)
+            if not lo <= anchor <= hi:
+                continue
+            due = date.fromisoformat(context["due_date"])
+            notices.append(
+                {
+                    "key": reminder_key(row["id"], r, due, offset),
+                    "case_id": row["id"],
+                    "kind": r.notice,
+                    "recipient": to,
+                    "cc": row["coordinator_email"] if offset in r.cc_coordinator_at else None,
+                    "context": context,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
     return notices
 
 
@@ -260,22 +266,18 @@ def sweep_rule(
     dry_run: bool = False,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Enqueue one rule's reminders that fell due after `since`; how many were new."""
-    count, planned = 0, []
-    for offset in r.offsets:
-        rows = _due_rows(engine, r, offset, since, clock.today)
-        notices = _notices(
-            r, offset, rows, today=clock.today, now=clock.now, staff_email=staff_email
-        )
-        if dry_run:
-            notices = _not_yet_queued(engine, notices)
-            planned += [
-                {"case_id": n["case_id"], "rule": r.name, "to": n["recipient"], "key": n["key"]}
-                for n in notices
-            ]
-            count += len(notices)
-        else:
-            count += _enqueue(engine, notices)
-    return count, planned
+    rows = _due_rows(engine, r, since, clock.today)
+    notices = _notices(
+        r, rows, since=since, today=clock.today, now=clock.now, staff_email=staff_email
+    )
+    if not dry_run:
+        return _enqueue(engine, notices), []
+    notices = _not_yet_queued(engine, notices)
+    planned = [
+        {"case_id": n["case_id"], "rule": r.name, "to": n["recipient"], "key": n["key"]}
+        for n in notices
+    ]
+    return len(notices), planned
 
 
 def record_sweep(engine: Engine, report: SweepReport, *, clock: Clock) -> None:

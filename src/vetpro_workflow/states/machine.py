@@ -7,6 +7,7 @@ and explain themselves: a refusal names every rule that failed and the triggers 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -125,14 +126,24 @@ def _admits(step: Step) -> Callable[[EventData], bool]:
 
 
 class Workflow:
-    """The object a Machine moves: it reads and writes the state of one case snapshot."""
+    """The object a Machine moves: it reads and writes the state of the case snapshot it holds.
 
-    def __init__(self, definition: Definition, subject: Any, given: Given) -> None:
+    Each thread keeps one per kind, added to the kind's shared Machine once, and binds the
+    snapshot of the case at hand to it for the length of one trigger.
+    """
+
+    def __init__(self, definition: Definition) -> None:
         self.definition = definition
-        self.subject = subject
-        self.given = given
+        self.subject: Any = None
+        self.given: Given | None = None
         self.refusals: list[str] = []
-        self._state: str = subject.state
+        self._state: str = definition.initial
+
+    def bind(self, subject: Any, given: Given | None) -> None:
+        """Hold one case (or, with None, none)."""
+        self.subject, self.given, self.refusals = subject, given, []
+        if subject is not None:
+            self._state = subject.state
 
     @property
     def state(self) -> str:
@@ -144,8 +155,22 @@ class Workflow:
 
     def admits(self, step: Step) -> bool:
         """Check every rule of a step at once and keep the reasons of those that fail."""
+        assert self.given is not None
         self.refusals = refusals(step, self.definition, self.subject, self.given)
         return not self.refusals
+
+
+_threads = threading.local()
+
+
+def _bound(definition: Definition) -> Workflow:
+    """This thread's workflow object for a kind, added to the kind's Machine once."""
+    mine: dict[str, Workflow] = _threads.__dict__.setdefault("workflows", {})
+    if definition.kind not in mine:
+        workflow = Workflow(definition)
+        definition.machine().add_model(workflow, initial=definition.initial)
+        mine[definition.kind] = workflow
+    return mine[definition.kind]
 
 
 def refusals(step: Step, definition: Definition, subject: Any, given: Given) -> list[str]:
@@ -210,19 +235,19 @@ def possible_step(definition: Definition, case_id: int, state: str, trigger: str
 def fire(definition: Definition, subject: Any, trigger: str, given: Given) -> str:
     """Move a snapshot by a trigger through the shared Machine; the new state, or a refusal."""
     possible_step(definition, subject.id, subject.state, trigger)
-    machine = definition.machine()
-    workflow = Workflow(definition, subject, given)
-    machine.add_model(workflow, initial=workflow.state)
+    workflow = _bound(definition)
+    workflow.bind(subject, given)
     try:
-        moved = machine.events[trigger].trigger(workflow)
+        moved = definition.machine().events[trigger].trigger(workflow)
+        dest, reasons = workflow.state, workflow.refusals
     finally:
-        machine.remove_model(workflow)
+        workflow.bind(None, None)
     if not moved:
         raise TransitionRefused(
             f"{definition.label} {subject.id} is in '{subject.state}'; '{trigger}' "
-            f"{'; '.join(workflow.refusals)}. Allowed now: {_allowed(definition, subject.state)}."
+            f"{'; '.join(reasons)}. Allowed now: {_allowed(definition, subject.state)}."
         )
-    return workflow.state
+    return dest
 
 
 def check_role(definition: Definition, trigger: str, role: str, actor: str) -> None:

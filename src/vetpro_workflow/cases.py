@@ -293,6 +293,25 @@ class _Work:
         moved = [after.get(m.id, m) for m in app.mobilities]
         return dataclasses.replace(app, mobilities=tuple(moved))
 
+    def _still_waiting(self, projects: set[int], triggers: list[str]) -> set[int]:
+        """The projects that one of their mobilities keeps from every follow trigger."""
+        if not projects or any(t not in application_flow.WAITING_ON for t in triggers):
+            return set()
+        held: set[int] | None = None
+        for trigger in triggers:
+            query = (
+                select(Case.application_id)
+                .distinct()
+                .where(
+                    Case.kind == "mobility",
+                    Case.application_id.in_(projects),
+                    Case.state.in_(application_flow.WAITING_ON[trigger]),
+                )
+            )
+            waiting = set(self.session.connection().execute(query).scalars())
+            held = waiting if held is None else held & waiting
+        return held or set()
+
     def _follow(self, moved: list[MobilityFile], trigger: str) -> None:
         """Move each project whose mobilities have now all departed, returned or validated."""
         app_flow = definition("application")
@@ -308,6 +327,7 @@ class _Work:
             for m in moved
             if any(m.application_state in step.sources for step in steps)
         }
+        why -= self._still_waiting(why, [step.trigger for step in steps])
         if not why:
             return
         projects: list[ApplicationFile | MobilityFile] = list(

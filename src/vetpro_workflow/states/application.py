@@ -136,6 +136,14 @@ FOLLOWS: dict[str, tuple[str, ...]] = {
 _GONE = ("abroad", "validation", "dissemination", "completed")
 _BACK = ("validation", "dissemination", "completed")
 _VALIDATED = ("dissemination", "completed")
+_BEFORE = ("drafted", "submitted", "approved", "preparation")
+# For the project's follow triggers that wait for every mobility: the mobility states that keep
+# the project waiting (so the service need not read a project that one of them still holds).
+WAITING_ON: dict[str, tuple[str, ...]] = {
+    "mobilities_returned": (*_BEFORE, "abroad"),
+    "mobilities_validated": (*_BEFORE, "abroad", "validation"),
+    "mobilities_cancelled": (*_BEFORE, *_GONE),
+}
 
 
 def before_deadline(a: ApplicationFile, given: Given) -> str | None:
@@ -244,7 +252,7 @@ def one_departed(a: ApplicationFile, given: Given) -> str | None:
 def all_returned(a: ApplicationFile, given: Given) -> str | None:
     """Every mobility that counts has returned."""
     active = a.active_mobilities()
-    if active and all(m.state in _BACK for m in active):
+    if active and not any(m.state in WAITING_ON["mobilities_returned"] for m in active):
         return None
     return "needs every mobility returned"
 
@@ -252,14 +260,16 @@ def all_returned(a: ApplicationFile, given: Given) -> str | None:
 def all_validated(a: ApplicationFile, given: Given) -> str | None:
     """Every mobility that counts is validated."""
     active = a.active_mobilities()
-    if active and all(m.state in _VALIDATED for m in active):
+    if active and not any(m.state in WAITING_ON["mobilities_validated"] for m in active):
         return None
     return "needs every mobility validated"
 
 
 def all_cancelled(a: ApplicationFile, given: Given) -> str | None:
     """Every mobility of the project was cancelled."""
-    if a.mobilities and not a.active_mobilities():
+    if a.mobilities and not any(
+        m.state in WAITING_ON["mobilities_cancelled"] for m in a.mobilities
+    ):
         return None
     return "needs every mobility cancelled"
 

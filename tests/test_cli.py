@@ -295,3 +295,24 @@ def test_the_demo_tells_the_whole_story_cleanly_with_prefect_and_the_mail_sink(t
     reports = {m["to"] for m in mail if "participant report" in m["subject"].lower()}
     assert reports == {"markus.leitner@bbz-steyr.example", "sabine.gruber@bbz-steyr.example"}
     assert len(list((tmp_path / "demo" / "mail" / "new").iterdir())) == len(mail) == 22
+
+
+def test_the_sweep_command_runs_its_flow_offline_and_prints_only_its_json(tmp_path, sqlite_url):
+    vetpro = Path(sys.executable).parent / "vetpro"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VETPRO_", "PREFECT_"))}
+    env |= {"VETPRO_DATABASE_URL": sqlite_url, "VETPRO_PREFECT_HOME": str(tmp_path / "prefect")}
+    for args in (["init"], ["import", EXAMPLE]):
+        subprocess.run([str(vetpro), *args], env=env, check=True, capture_output=True)
+    out = subprocess.run(
+        [str(vetpro), "sweep", "--today", "2027-01-02", "--dry-run", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # no warning, traceback or telemetry line from Prefect
+    report = json.loads(out.stdout)
+    assert (report["reminders"], report["by_rule"]) == (1, {"call_deadline": 1})
+    assert report["planned"][0]["rule"] == "call_deadline"

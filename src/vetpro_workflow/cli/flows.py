@@ -23,8 +23,20 @@ def _flows(ctx: typer.Context) -> Any:
     return jobs
 
 
-def _day(ctx: typer.Context) -> date:
-    return env_of(ctx).clock.today
+TodayOpt = Annotated[
+    str | None, typer.Option("--today", help="The day to run for (YYYY-MM-DD); as vetpro --today.")
+]
+
+
+def _day(ctx: typer.Context, today: str | None = None) -> date:
+    if today is None:
+        return env_of(ctx).clock.today
+    try:
+        return date.fromisoformat(today)
+    except ValueError:
+        from ..errors import InvalidInput
+
+        raise InvalidInput(f"--today: {today!r} is not a date; use YYYY-MM-DD") from None
 
 
 def _sweep_text(d: dict[str, Any]) -> str:
@@ -50,6 +62,7 @@ def sweep(
             "--since", help="Sweep the days after this one (default: the last sweep's day)."
         ),
     ] = None,
+    today: TodayOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the deadline sweep as a Prefect flow for today (see --today)."""
@@ -59,24 +72,27 @@ def sweep(
         start = date.fromisoformat(since) if since else None
     except ValueError:
         raise InvalidInput(f"--since: {since!r} is not a date; use YYYY-MM-DD") from None
+    day = _day(ctx, today)
     jobs = _flows(ctx)
-    report = jobs.deadline_sweep(today=_day(ctx), since=start, dry_run=dry_run)
+    report = jobs.deadline_sweep(today=day, since=start, dry_run=dry_run)
     emit(as_json, report, _sweep_text)
 
 
 @app.command()
-def dispatch(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def dispatch(ctx: typer.Context, today: TodayOpt = None, as_json: JsonOpt = False) -> None:
     """Run the dispatch flow: send the due mail from the outbox."""
+    day = _day(ctx, today)
     jobs = _flows(ctx)
-    totals = jobs.dispatch_notifications(today=_day(ctx))
+    totals = jobs.dispatch_notifications(today=day)
     emit(as_json, totals, lambda d: ", ".join(f"{k} {v}" for k, v in d.items()))
 
 
 @app.command()
-def nightly(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def nightly(ctx: typer.Context, today: TodayOpt = None, as_json: JsonOpt = False) -> None:
     """Run the night's work as one flow: sweep, staff digest, dispatch."""
+    day = _day(ctx, today)
     jobs = _flows(ctx)
-    result = jobs.nightly(today=_day(ctx))
+    result = jobs.nightly(today=day)
     emit(
         as_json,
         result,

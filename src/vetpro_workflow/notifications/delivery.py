@@ -31,6 +31,7 @@ from .outbox import (
     claim,
     count_pending,
     holder,
+    letter_of,
     mark_failed,
     mark_sent,
     release_dead_claims,
@@ -204,19 +205,7 @@ def send_pending(
 
 def preview(row: Any, settings: Settings) -> EmailMessage:
     """The message an outbox row sends, rendered as it would be."""
-    return compose(
-        Letter(
-            id=row.id,
-            key=row.key,
-            case_id=row.case_id,
-            kind=row.kind,
-            recipient=row.recipient,
-            cc=row.cc,
-            context=row.context,
-            attempts=row.attempts,
-        ),
-        settings,
-    )
+    return compose(letter_of(row), settings)
 
 
 def subject_line(row: Any, settings: Settings) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,14 @@ class Letter:
     cc: str | None
     context: dict[str, Any]
     attempts: int
+
+
+def letter_of(row: Any) -> Letter:
+    """The letter of an outbox row (a stored row, or a mapping of its columns)."""
+    names = [f.name for f in fields(Letter)]
+    if isinstance(row, Mapping):
+        return Letter(**{name: row[name] for name in names})
+    return Letter(**{name: getattr(row, name) for name in names})
 
 
 def holder() -> str:
@@ -125,19 +134,7 @@ def claim(
         rows = db.execute(
             select(_OUTBOX).where(_OUTBOX.c.claimed_by == by).order_by(_OUTBOX.c.id)
         ).mappings()
-        return [
-            Letter(
-                id=r["id"],
-                key=r["key"],
-                case_id=r["case_id"],
-                kind=r["kind"],
-                recipient=r["recipient"],
-                cc=r["cc"],
-                context=r["context"],
-                attempts=r["attempts"],
-            )
-            for r in rows
-        ]
+        return [letter_of(r) for r in rows]
 
 
 def mark_sent(db: Connection, letter: Letter, *, now: datetime, note: str | None = None) -> None:

@@ -61,7 +61,7 @@ from vetpro_workflow.filing import file_document
 from vetpro_workflow.intake import parse
 from vetpro_workflow.models import Outbox
 from vetpro_workflow.notifications.delivery import compose, send_pending
-from vetpro_workflow.notifications.outbox import Letter
+from vetpro_workflow.notifications.outbox import letter_of
 from vetpro_workflow.notifications.sink import Received, Sink, serve
 from vetpro_workflow.users import add_user
 
@@ -74,7 +74,6 @@ DEFAULTS = {
 }
 _OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 PLAIN = "plain aiosmtplib, 1 conn."
-LETTER_FIELDS = ("id", "key", "case_id", "kind", "recipient", "cc", "context", "attempts")
 
 
 def seed(path: Path, messages: int) -> list[str]:
@@ -141,7 +140,7 @@ def prerender(engine: Engine, settings: Settings) -> list[tuple[EmailMessage, li
         rows = db.execute(
             select(_OUTBOX).where(_OUTBOX.c.status == "pending").order_by(_OUTBOX.c.id)
         ).mappings()
-        letters = [Letter(**{f: r[f] for f in LETTER_FIELDS}) for r in rows]
+        letters = [letter_of(r) for r in rows]
     return [
         (compose(letter, settings), [letter.recipient, *([letter.cc] if letter.cc else [])])
         for letter in letters

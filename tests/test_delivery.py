@@ -160,7 +160,7 @@ def arrivals(sink: Sink) -> Counter[str]:
 
 
 def each_once(rows: list[Outbox], settings: Settings) -> Counter[str]:
-    return Counter({message_id(r.key, settings): 1 for r in rows})
+    return Counter({message_id(r, settings): 1 for r in rows})
 
 
 def squash(text: str) -> str:
@@ -190,9 +190,9 @@ def test_every_mail_of_the_story_reaches_its_reader_with_the_next_step_and_its_d
         due = STORY_DUE[(ids.index(r.case_id), r.kind)]
         noun = "case" if r.case_id == done.application else "mobility"
         # The Message-ID is made from the row's key: the same on every attempt and every preview.
-        assert message_id(r.key, settings) == str(preview(r, settings)["Message-ID"])
-        assert message_id(r.key, settings).endswith("@national-agency.example>")
-        got = received[message_id(r.key, settings)]
+        assert message_id(r, settings) == str(preview(r, settings)["Message-ID"])
+        assert message_id(r, settings).endswith("@national-agency.example>")
+        got = received[message_id(r, settings)]
         message = got.message
         assert (got.sender, got.recipients) == (settings.mail_from, (reader,))
         assert str(message["To"]) == reader
@@ -223,7 +223,7 @@ def test_a_sender_address_with_a_display_name_still_gives_a_well_formed_message_
         (received,) = sink.wait_for(1)
 
     (sent,) = stored(engine)
-    expected = message_id(sent.key, settings)
+    expected = message_id(sent, settings)
     assert re.fullmatch(r"<[\w-]+(\.[\w-]+)*@national-agency\.example>", expected)
     assert f"Message-ID: {expected}\r\n".encode() in received.raw
     assert received.message["Message-ID"].defects == ()
@@ -291,7 +291,7 @@ def test_a_message_answered_451_is_retried_with_a_doubling_back_off_and_delivere
         3,
         SUBMITTED.now + timedelta(seconds=3 * RETRY),
     )
-    assert str(received.message["Message-ID"]) == message_id(sent.key, settings)
+    assert str(received.message["Message-ID"]) == message_id(sent, settings)
 
 
 def test_a_reader_refused_with_550_makes_that_row_undeliverable_and_the_case_shows_it(engine):
@@ -368,7 +368,7 @@ def test_staff_read_a_bounce_in_the_digest_and_a_retry_to_a_fixed_address_delive
     assert retried.as_json() == QUIET | {"sent": 1}
     assert delivered.recipients == (fixed,) and str(delivered.message["To"]) == fixed
     # The same row, so the same Message-ID as the attempt that bounced.
-    assert str(delivered.message["Message-ID"]) == message_id(bounced.key, settings)
+    assert str(delivered.message["Message-ID"]) == message_id(bounced, settings)
     after = row(engine, bounced.id)
     assert (after.status, after.recipient, after.sent_at) == ("sent", fixed, later(LAST, 3600).now)
 
@@ -488,7 +488,7 @@ def test_a_sender_killed_mid_batch_is_finished_by_the_next_run_and_resends_only_
     # SMTP has no way to take back a message: the one the server stored just as the sender
     # died is the only one sent twice, with the same Message-ID so a reader's client can tell.
     assert arrivals(sink) == each_once(finished, settings) + Counter(
-        [message_id(in_flight.key, settings)]
+        [message_id(in_flight, settings)]
     )
     assert [r.attempts for r in finished[: kill_at - 1]] == [1] * (kill_at - 1)
 
@@ -505,7 +505,7 @@ def test_rows_claimed_by_another_sender_are_left_to_it_until_its_lease_runs_out(
         expired = send_pending(engine, settings, Clock.at(SUBMITTED.now + outbox.LEASE))
 
     assert ours.as_json() == QUIET | {"sent": 6, "pending": 4}
-    assert not set(mine) & {message_id(letter.key, settings) for letter in theirs}
+    assert not set(mine) & {message_id(letter, settings) for letter in theirs}
     assert expired.as_json() == QUIET | {"sent": 4}
     assert arrivals(sink) == each_once(stored(engine), settings)
 
@@ -555,9 +555,9 @@ def test_a_claim_left_by_a_dead_sender_on_this_host_is_released_at_the_next_run(
 
     assert tally.as_json() == QUIET | {"sent": 4, "pending": 1}
     received = arrivals(sink)
-    assert all(received[message_id(letter.key, settings)] == 1 for letter in dead)
+    assert all(received[message_id(letter, settings)] == 1 for letter in dead)
     (held,) = alive
-    assert message_id(held.key, settings) not in received
+    assert message_id(held, settings) not in received
     assert row(engine, held.id).claimed_by == f"{host}:{os.getpid()}:a1a1a1a1"
 
 

@@ -11,10 +11,10 @@ the stable Message-ID lets the receiving side recognise such a copy.
 from __future__ import annotations
 
 import asyncio
-import re
+import hashlib
 import time
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any
@@ -38,8 +38,6 @@ from .outbox import (
 )
 from .render import render
 
-_NOT_ATOM = re.compile(r"[^A-Za-z0-9_-]+")
-
 
 @dataclass
 class Tally:
@@ -54,13 +52,17 @@ class Tally:
         return asdict(self)
 
 
-def message_id(letter_key: str, settings: Settings) -> str:
-    """A Message-ID that is the same every time the same row is sent."""
+def message_id(letter: Any, settings: Settings) -> str:
+    """A Message-ID that is the same every time the same row is sent, and only for that row.
+
+    It digests the row's key (unique in this store) with the time it was enqueued (so two stores,
+    or one rebuilt from scratch, never give two mails the same id); short, so it never folds.
+    """
+    stamp = letter.created_at.astimezone(UTC).isoformat()
+    digest = hashlib.sha256(f"{letter.key}|{stamp}".encode()).hexdigest()[:24]
     # The sender may carry a display name: 'VETPRO <vetpro@agency.example>'.
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "vetpro.invalid"
-    # A dot-atom: what is not allowed in one becomes a dot, never two dots in a row.
-    local = _NOT_ATOM.sub(".", letter_key).strip(".") or "outbox"
-    return f"<{local}@{domain}>"
+    return f"<vetpro.{digest}@{domain}>"
 
 
 def compose(letter: Letter, settings: Settings) -> EmailMessage:
@@ -72,7 +74,7 @@ def compose(letter: Letter, settings: Settings) -> EmailMessage:
         recipient=letter.recipient,
         cc=letter.cc,
         agency_email=settings.staff_email,
-        message_id=message_id(letter.key, settings),
+        message_id=message_id(letter, settings),
     )
 
 

@@ -54,6 +54,7 @@ class Letter:
     cc: str | None
     context: dict[str, Any]
     attempts: int
+    created_at: datetime
 
 
 def letter_of(row: Any) -> Letter:

@@ -107,11 +107,7 @@ def apply(
     check_scope(session, who, case_label=label, organisation_id=row.organisation_id)
     flow = definition(row.kind)
     check_role(flow, trigger, who.role, who.email)
-    subject = (
-        dossiers.load_application(session, case_id)
-        if row.kind == "application"
-        else dossiers.load_mobility(session, case_id)
-    )
+    subject = dossiers.load(session, case_id, row.kind)
     # The version compared is the one read with the state the guards see; the UPDATE compares
     # it again, so a change committed in between is a conflict, never a silent overwrite.
     if expected_version is not None and subject.version != expected_version:

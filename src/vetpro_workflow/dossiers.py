@@ -177,9 +177,10 @@ def load_applications(session: Session, case_ids: list[int]) -> list[Application
     ]
 
 
-def load(session: Session, case_id: int) -> ApplicationFile | MobilityFile:
-    """The snapshot of any case by its id."""
-    kind = session.connection().execute(_KIND_OF, {"case_id": case_id}).scalar_one_or_none()
+def load(session: Session, case_id: int, kind: str | None = None) -> ApplicationFile | MobilityFile:
+    """The snapshot of any case by its id (its kind, when the caller knows it, saves a query)."""
+    if kind is None:
+        kind = session.connection().execute(_KIND_OF, {"case_id": case_id}).scalar_one_or_none()
     if kind is None:
         raise NotFound(f"case {case_id} does not exist; 'vetpro case list' shows the cases")
     if kind == "application":

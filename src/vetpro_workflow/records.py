@@ -9,7 +9,8 @@ from sqlmodel import Session
 
 from . import dossiers
 from .errors import InvalidInput, NotFound
-from .models import Case, History, Outbox
+from .models import Case, History
+from .notifications.outbox import rows
 from .states.dossier import ApplicationFile, MobilityFile
 from .states.facts import to_json
 from .states.steps import next_step
@@ -69,11 +70,7 @@ def case_object(case: ApplicationFile | MobilityFile) -> dict[str, Any]:
 def show(session: Session, case_id: int) -> dict[str, Any]:
     """The case object of one case, with the mail about it that could not be delivered."""
     case = case_object(dossiers.load(session, case_id))
-    failed = session.execute(
-        select(Outbox)
-        .where(Outbox.case_id == case_id, Outbox.status == "undeliverable")
-        .order_by(Outbox.id)
-    ).scalars()
+    failed = rows(session, status="undeliverable", case_id=case_id)
     case["undeliverable_mail"] = [
         {"id": r.id, "to": r.recipient, "kind": r.kind, "last_error": r.last_error} for r in failed
     ]
@@ -99,21 +96,12 @@ def list_cases(
         query = query.where(Case.state == state)
     if limit is not None:
         query = query.limit(limit)
-    applications: dict[int, ApplicationFile] = {}
-
-    def application(app_id: int) -> ApplicationFile:
-        if app_id not in applications:
-            applications[app_id] = dossiers.load_application(session, app_id)
-        return applications[app_id]
-
-    out = []
-    for case_id, case_kind, app_id in session.execute(query).all():
-        if case_kind == "application":
-            out.append(case_object(application(case_id)))
-        else:
-            found = [m for m in application(app_id).mobilities if m.id == case_id]
-            out.append(case_object(found[0]))
-    return out
+    found = session.execute(query).all()
+    # Every case is read with its application: one batch of three queries for the whole list.
+    projects = {c if k == "application" else a for c, k, a in found}
+    files = {a.id: a for a in dossiers.load_applications(session, sorted(projects))}
+    mobilities = {m.id: m for a in files.values() for m in a.mobilities}
+    return [case_object(files[c] if k == "application" else mobilities[c]) for c, k, _ in found]
 
 
 def history(session: Session, case_id: int) -> list[dict[str, Any]]:

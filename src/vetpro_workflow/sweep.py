@@ -152,11 +152,11 @@ def _notices(
         to = {"participant": row.get("participant_email"), "staff": staff_email}.get(
             r.to, row["coordinator_email"]
         )
+        due = date.fromisoformat(context["due_date"])
         for offset in r.offsets:
             lo, hi = anchor_window(offset, since, today)
             if not lo <= anchor <= hi:
                 continue
-            due = date.fromisoformat(context["due_date"])
             notices.append(
                 {
                     "key": reminder_key(row["id"], r, due, offset),

@@ -79,7 +79,8 @@ class Env:
     clock: Clock
 
 
-def _parse_today(value: str | None) -> date | datetime | None:
+def parse_today(value: str | None) -> date | datetime | None:
+    """A --today value: a day (YYYY-MM-DD) or an exact instant."""
     if value is None:
         return None
     try:
@@ -99,7 +100,7 @@ def _options(
     ] = None,
 ) -> None:
     settings = get_settings()
-    day = _parse_today(today)
+    day = parse_today(today)
     if isinstance(day, datetime):
         clock = Clock.at(day if day.tzinfo else day.astimezone())
     else:

@@ -5,12 +5,12 @@ Only these import Prefect (after quieting it), so every other command answers at
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
 
-from .base import JsonOpt, app, emit, env_of, open_engine
+from .base import JsonOpt, app, emit, env_of, open_engine, parse_today
 
 
 def _flows(ctx: typer.Context) -> Any:
@@ -29,14 +29,11 @@ TodayOpt = Annotated[
 
 
 def _day(ctx: typer.Context, today: str | None = None) -> date:
-    if today is None:
+    """The command's own --today, else the global one (or the real date)."""
+    day = parse_today(today)
+    if day is None:
         return env_of(ctx).clock.today
-    try:
-        return date.fromisoformat(today)
-    except ValueError:
-        from ..errors import InvalidInput
-
-        raise InvalidInput(f"--today: {today!r} is not a date; use YYYY-MM-DD") from None
+    return day.date() if isinstance(day, datetime) else day
 
 
 def _sweep_text(d: dict[str, Any]) -> str:

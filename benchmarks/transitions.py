@@ -1,13 +1,12 @@
-"""Transitions per second through the service on SQLite, against raw sqlite3 doing the same writes.
+"""State changes per second through the service, against raw sqlite3 doing the same writes.
 
-The transition timed is a coordinator cancelling a drafted mobility with a note: `cases.apply`
-updates the case with a compare-and-set on its version, writes one history row and one outbox row
-('mobility_cancelled') and commits, in one `db.writing` session per transition as the CLI does.
-The baseline, in the same run, starts from a copy of the same store and does those writes with
-plain sqlite3: `UPDATE ... WHERE id = ? AND version = ?` (rowcount checked), the history insert
-and the outbox insert, in one `BEGIN IMMEDIATE ... COMMIT` per case.
-
-    .venv/bin/python benchmarks/transitions.py [--cases N] [--rounds N] [--warmup N] [--profile]
+Our path: `cases.advance` on a SQLite file, as the command line runs it: a coordinator cancels
+a drafted mobility with a note, which reads the actor and the project and writes one
+compare-and-set of the case, one history row and one outbox row, in one transaction.
+Baseline: plain sqlite3 on a copy of the same store with the same PRAGMAs: BEGIN IMMEDIATE, the
+same UPDATE (rowcount checked), the same two INSERTs (the outbox context serialised), COMMIT.
+Rounds alternate between the two on disjoint cases; the ratio is the median of the rounds'.
+Usage: python benchmarks/transitions.py [--rounds 7] [--per-round 300]
 """
 
 from __future__ import annotations
@@ -15,302 +14,163 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This script is named like the `transitions` library the workflows import; keep its own folder
-# off the import path so that `import transitions` finds the library, not this file.
-if (_here := str(Path(__file__).resolve().parent)) in sys.path:
-    sys.path.remove(_here)
+# This folder holds a script named like a library (transitions.py): keep it off the import path.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
-import cProfile
 import json
-import platform
-import pstats
+import shutil
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
-from datetime import date
-from importlib import resources
+from datetime import UTC, date, datetime
+from pathlib import Path
 
-import sqlalchemy
-from sqlalchemy import Engine
-
-from vetpro_workflow.cases import apply
+from vetpro_workflow.cases import advance
 from vetpro_workflow.clock import Clock
-from vetpro_workflow.db import create_schema, make_engine, writing
-from vetpro_workflow.filing import file_document
-from vetpro_workflow.intake import parse
+from vetpro_workflow.dev.bench import COORDINATOR, STAFF_MAIL, filled_store, report, spread
+from vetpro_workflow.store.database import Database
 
-TARGET = 0.05  # the issue's acceptance: service rate / raw rate
-COORDINATOR = "anna.huber@bbz-steyr.example"
-NOTE = "The participant withdrew before the application was sent."
-FILED = Clock.on(date(2026, 12, 1))
-CLOCK = Clock.on(date(2027, 1, 20))
-AT = f"{CLOCK.now:%Y-%m-%d %H:%M:%S.%f}"  # how SQLAlchemy stores a timestamp on SQLite
+DAY = Clock.on(date(2027, 1, 10))
 
 
-def seed(engine: Engine, cases: int) -> list[int]:
-    """File the example document until `cases` drafted mobilities exist; their ids."""
-    text = resources.files("vetpro_workflow").joinpath("examples/application.json").read_text()
-    doc = parse(text, source="application.json")
-    ids: list[int] = []
-    while len(ids) < cases:
-        with writing(engine) as session:
-            ids += file_document(session, doc, clock=FILED, source="application.json").mobilities
-    return ids[:cases]
-
-
-def copy_store(source: Path, target: Path) -> None:
-    """A page-for-page copy of a SQLite file, so both paths start from the same store."""
-    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)
-
-
-def cancel_through_service(engine: Engine, case_id: int) -> None:
-    """One transition the way the CLI fires it: its own write session, one commit."""
-    with writing(engine) as session:
-        moves = apply(
-            session=session,
+def ours(db: Database, ids: list[int]) -> float:
+    start = time.perf_counter()
+    for case_id in ids:
+        advance(
+            db,
             case_id=case_id,
             trigger="cancel",
             actor=COORDINATOR,
-            clock=CLOCK,
-            note=NOTE,
+            clock=DAY,
+            staff_email=STAFF_MAIL,
+            note="The participant left the school.",
         )
-    if len(moves) != 1:
-        raise RuntimeError(f"case {case_id}: expected one move, got {moves}")
-
-
-def connect_raw(path: Path) -> sqlite3.Connection:
-    """A plain sqlite3 connection set up as `db.make_engine` sets up SQLite."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-        conn.execute(f"PRAGMA {pragma}")
-    conn.execute("PRAGMA busy_timeout=60000")
-    return conn
-
-
-def cancel_raw(conn: sqlite3.Connection, case_id: int) -> None:
-    """The service's writes by hand: compare-and-set, history row, outbox row, one commit."""
-    # The service's outbox context for this move: its keys and size, representative values.
-    context = {
-        "case_id": case_id,
-        "case_kind": "mobility",
-        "state": "cancelled",
-        "trigger": "cancel",
-        "note": NOTE,
-        "coordinator_name": "Anna Huber",
-        "applicant": "Berufsbildungszentrum Steyr",
-        "next_step": "Nothing: the mobility is cancelled.",
-        "next_step_due": None,
-        "application_id": case_id - 1,
-        "project_title": "Digital welding simulators in vocational training",
-        "participant_name": "Markus Leitner",
-        "host": "Omnia Vocational College",
-        "host_country": "FI",
-        "start_date": "2027-09-06",
-        "end_date": "2027-09-24",
-    }
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        changed = conn.execute(
-            'UPDATE "case" SET state = ?, version = version + 1, updated_at = ? '
-            "WHERE id = ? AND version = ?",
-            ("cancelled", AT, case_id, 1),
-        )
-        if changed.rowcount != 1:
-            raise RuntimeError(f"case {case_id} was changed meanwhile")
-        conn.execute(
-            "INSERT INTO history (case_id, version, trigger, source, dest, actor, at, note, facts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (case_id, 2, "cancel", "drafted", "cancelled", COORDINATOR, AT, NOTE, "{}"),
-        )
-        conn.execute(
-            "INSERT INTO outbox (key, case_id, kind, recipient, context, status, attempts, "
-            "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                f"case-{case_id}:mobility_cancelled:v2",
-                case_id,
-                "mobility_cancelled",
-                COORDINATOR,
-                json.dumps(context),
-                "pending",
-                0,
-                AT,
-                AT,
-            ),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-@contextmanager
-def counting(conn: sqlite3.Connection) -> Iterator[list[str]]:
-    """Every statement SQLite runs on a connection meanwhile (BEGIN and COMMIT included)."""
-    seen: list[str] = []
-    conn.set_trace_callback(seen.append)
-    try:
-        yield seen
-    finally:
-        conn.set_trace_callback(None)
-
-
-def timed(fire: Callable[[int], None], ids: list[int]) -> float:
-    """Transitions per second over the given cases."""
-    start = time.perf_counter()
-    for case_id in ids:
-        fire(case_id)
     return len(ids) / (time.perf_counter() - start)
 
 
-def warm_up(fire: Callable[[int], None], conn: sqlite3.Connection, ids: list[int]) -> float:
-    """Fire the untimed transitions; the SQL statements SQLite ran per transition meanwhile."""
-    with counting(conn) as seen:
-        for case_id in ids:
-            fire(case_id)
-    return len(seen) / len(ids)
+def raw(path: Path, ids: list[int], context: str) -> float:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")
+    now = DAY.now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    sent = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    start = time.perf_counter()
+    for case_id in ids:
+        conn.execute("BEGIN IMMEDIATE")
+        moved = conn.execute(
+            'UPDATE "case" SET state = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?',
+            ("cancelled", 2, now, case_id, 1),
+        ).rowcount
+        assert moved == 1
+        conn.execute(
+            "INSERT INTO history (case_id, version, trigger, source, dest, actor, at, note, facts) "
+            "VALUES (?, 2, 'cancel', 'drafted', 'cancelled', ?, ?, ?, '{}')",
+            (case_id, COORDINATOR, now, "The participant left the school."),
+        )
+        conn.execute(
+            "INSERT INTO outbox (key, case_id, kind, recipient, context, status, attempts, "
+            "next_attempt_at, created_at) VALUES (?, ?, 'mobility_cancelled', ?, ?, 'pending', 0, "
+            "?, ?)",
+            (
+                f"case-{case_id}:mobility_cancelled:v2",
+                case_id,
+                COORDINATOR,
+                json.dumps(context),
+                sent,
+                sent,
+            ),
+        )
+        conn.execute("COMMIT")
+    rate = len(ids) / (time.perf_counter() - start)
+    conn.close()
+    return rate
 
 
-def check_writes(conn: sqlite3.Connection, expected: int, path: str) -> None:
-    """Each case moved once and got exactly one history row and one outbox row."""
-    counts = conn.execute(
-        "SELECT (SELECT count(*) FROM \"case\" WHERE state = 'cancelled'), "
-        "(SELECT count(*) FROM history WHERE trigger = 'cancel'), "
-        "(SELECT count(*) FROM outbox WHERE kind = 'mobility_cancelled')"
-    ).fetchone()
-    if counts != (expected, expected, expected):
-        raise RuntimeError(f"{path}: {counts} moves, history and outbox rows; wanted {expected}")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Both paths' rates, round by round, and the statements each sends per transition."""
-
-    service: list[float]
-    raw: list[float]
-    service_statements: float
-    raw_statements: float
-
-    @property
-    def ratios(self) -> list[float]:
-        return [s / r for s, r in zip(self.service, self.raw, strict=True)]
-
-
-def compare(
-    engine: Engine, stores: tuple[Path, Path], warm: list[int], rounds: list[list[int]]
-) -> Comparison:
-    """Warm both paths up, then time them round by round, alternating, on the same cases."""
-    service_db, raw_db = stores
-    with closing(connect_raw(raw_db)) as conn:
-        # Transitions run one after another, so the pool hands every session this connection.
-        with closing(engine.raw_connection()) as pooled:
-            driver = pooled.driver_connection
-        assert isinstance(driver, sqlite3.Connection)
-
-        def service(case_id: int) -> None:
-            cancel_through_service(engine, case_id)
-
-        def raw(case_id: int) -> None:
-            cancel_raw(conn, case_id)
-
-        comparison = Comparison([], [], warm_up(service, driver, warm), warm_up(raw, conn, warm))
-        # Alternating keeps a busy moment on the machine from landing on one path only.
-        for ids in rounds:
-            comparison.service.append(timed(service, ids))
-            comparison.raw.append(timed(raw, ids))
-        expected = len(warm) + sum(map(len, rounds))
-        check_writes(conn, expected, "raw sqlite3 baseline")
-    with closing(sqlite3.connect(service_db)) as check:
-        check_writes(check, expected, "service")
-    return comparison
-
-
-def profile(engine: Engine, warm: list[int], cases: list[int], *, top: int) -> None:
-    """Run the service path under cProfile and print the top entries by cumulative time."""
-    for case_id in warm:
-        cancel_through_service(engine, case_id)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for case_id in cases:
-        cancel_through_service(engine, case_id)
-    profiler.disable()
-    print(f"cProfile of {len(cases):,} service transitions, top {top} by cumulative time:")
-    pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats("cumulative").print_stats(top)
-
-
-def machine() -> str:
-    """The interpreter and libraries the figures were measured with."""
-    return (
-        f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}, SQLite {sqlite3.sqlite_version}, "
-        f"SQLAlchemy {sqlalchemy.__version__}"
+def statements(db: Database, case_id: int) -> list[str]:
+    """The SQL statements one move runs (BEGIN and COMMIT included)."""
+    seen: list[str] = []
+    with db.transaction(write=False) as tx:
+        tx.raw.set_trace_callback(seen.append)
+    seen.clear()
+    advance(
+        db,
+        case_id=case_id,
+        trigger="cancel",
+        actor=COORDINATOR,
+        clock=DAY,
+        staff_email=STAFF_MAIL,
+        note="x",
     )
+    with db.transaction(write=False) as tx:
+        tx.raw.set_trace_callback(None)
+    return [_verb(statement) for statement in seen[:-1]]
 
 
-def report(comparison: Comparison, *, cases: int, warmup: int) -> None:
-    """Print both paths, their ratio and what they were measured on."""
-    ratio = statistics.median(comparison.ratios)
-    rows = (
-        ("service (cases.apply)", comparison.service, comparison.service_statements),
-        ("raw sqlite3 baseline", comparison.raw, comparison.raw_statements),
-    )
-    verdict = "met" if ratio >= TARGET else "NOT met"
-    print("Transitions on SQLite: a coordinator cancels a drafted mobility, with a note")
-    print("(per transaction: 1 case update with version check, 1 history row, 1 outbox row)")
-    print()
-    print(f"  {'path':<23}{'transitions/s':>14}{'ms each':>9}{'statements':>12}   range/s")
-    for name, rates, statements in rows:
-        rate = statistics.median(rates)
-        spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
-        print(f"  {name:<23}{rate:>14,.0f}{1000 / rate:>9.3f}{statements:>12.1f}   {spread}")
-    print()
-    print(
-        f"  ratio    {ratio:.4f}   (target >= {TARGET}: {verdict}; rounds: "
-        f"{min(comparison.ratios):.4f}-{max(comparison.ratios):.4f})"
-    )
-    print(
-        f"  cases    {cases:,} per path in {len(comparison.ratios)} alternating rounds, "
-        f"after {warmup:,} warm-up; medians shown"
-    )
-    print(f"  machine  {machine()}")
+def _verb(statement: str) -> str:
+    """A statement in two words: BEGIN IMMEDIATE, SELECT (what), UPDATE case, INSERT history."""
+    words = statement.replace('"', "").replace(",", " ").split()
+    if words[0] == "SELECT":
+        if "FROM mobility m" in statement:
+            return "SELECT mobilities"
+        return "SELECT project" if 'FROM "case" c' in statement else "SELECT actor"
+    if words[0] in ("INSERT", "UPDATE"):
+        return f"{words[0]} {words[2] if words[0] == 'INSERT' else words[1]}"
+    return " ".join(words[:2])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure both paths in one run and print them with their ratio."""
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=2000, help="transitions timed per path")
-    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds (default 10)")
-    parser.add_argument("--warmup", type=int, default=50, help="untimed transitions per path")
-    parser.add_argument(
-        "--profile", action="store_true", help="cProfile the service path instead of comparing"
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--per-round", type=int, default=300)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    per, rounds = args.per_round, args.rounds
+    with tempfile.TemporaryDirectory() as folder:
+        ours_path, base_path = Path(folder) / "ours.db", Path(folder) / "raw.db"
+        url, _, mobilities = filled_store(ours_path, (per * (rounds + 1)) // 2 + 2)
+        shutil.copy(ours_path, base_path)
+        warm, pool = mobilities[:per], mobilities[per:]
+        with Database(url) as db:
+            with db.transaction(write=False) as tx:
+                context = tx.scalar("SELECT 1")  # open the connection
+            ours(db, warm[: per // 2])
+            raw(base_path, warm[per // 2 :], {"warm": True})
+            sample = [m for m in pool[-2:]]
+            with db.transaction(write=False) as tx:
+                pass
+            ours(db, sample[:1])
+            with db.transaction(write=False) as tx:
+                row = tx.row("SELECT context FROM outbox WHERE case_id = :id", {"id": sample[0]})
+            context = row["context"] if row else {}
+            ran = statements(db, sample[1])
+            mine, theirs, ratios = [], [], []
+            for r in range(rounds):
+                batch = pool[r * per : (r + 1) * per]
+                if r % 2:
+                    b = raw(base_path, batch, context)
+                    a = ours(db, batch)
+                else:
+                    a = ours(db, batch)
+                    b = raw(base_path, batch, context)
+                mine.append(a)
+                theirs.append(b)
+                ratios.append(a / b)
+    ratio = statistics.median(ratios)
+    report(
+        f"transitions: {rounds} rounds of {per} moves each, alternating",
+        [
+            f"cases.advance (cancel a drafted mobility): {spread(mine)}",
+            f"raw sqlite3, same PRAGMAs and writes:      {spread(theirs)}",
+            f"statements per move (ours): {len(ran)}: {', '.join(ran)}",
+            "statements per move (raw): 5: BEGIN, UPDATE, INSERT, INSERT, COMMIT",
+        ],
+        ratio,
+        ">= 0.3",
+        {"ours": mine, "raw": theirs, "ratios": ratios, "ratio": ratio, "statements": ran},
     )
-    args = parser.parse_args(argv)
-    if min(args.cases, args.rounds, args.warmup) < 1 or args.rounds > args.cases:
-        parser.error("--cases, --rounds and --warmup must be at least 1, --rounds at most --cases")
-
-    with tempfile.TemporaryDirectory(prefix="vetpro-bench-") as tmp:
-        service_db, raw_db = Path(tmp) / "service.db", Path(tmp) / "raw.db"
-        engine = make_engine(f"sqlite:///{service_db}")
-        try:
-            create_schema(engine)
-            ids = seed(engine, args.warmup + args.cases)
-            warm, cases = ids[: args.warmup], ids[args.warmup :]
-            if args.profile:
-                profile(engine, warm, cases, top=25)
-                return 0
-            copy_store(service_db, raw_db)
-            rounds = [cases[i :: args.rounds] for i in range(args.rounds)]
-            comparison = compare(engine, (service_db, raw_db), warm, rounds)
-        finally:
-            engine.dispose()
-    report(comparison, cases=args.cases, warmup=args.warmup)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

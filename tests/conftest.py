@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
 
-from vetpro_workflow.db import create_schema, make_engine
-from vetpro_workflow.models import SQLModel
+from vetpro_workflow.store import schema
+from vetpro_workflow.store.database import Database
 
 POSTGRES_URL = os.environ.get(
     "VETPRO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -18,26 +19,39 @@ REQUIRE_POSTGRES = os.environ.get("VETPRO_REQUIRE_POSTGRES") == "1"
 # Each test run works in a schema of its own, so two runs on one server never meet.
 SCHEMA = f"vetpro_test_{os.getpid()}"
 _postgres_error: list[str] = []
+_migrated: dict[str, Path | str] = {}
+_resetter: list[Database] = []
+
+
+def _empty(db: Database) -> None:
+    """Empty every table and start the ids at 1 again (cheaper than TRUNCATE's locks)."""
+    from vetpro_workflow.store.tables import SQLModel
+
+    with db.transaction() as tx:
+        for table in reversed(SQLModel.metadata.sorted_tables):  # children before parents
+            tx.execute(f'DELETE FROM "{table.name}"')
+        for sequence in tx.scalars(
+            "SELECT sequence_name FROM information_schema.sequences "
+            "WHERE sequence_schema = current_schema()"
+        ):
+            tx.execute(f'ALTER SEQUENCE "{sequence}" RESTART')
 
 
 def _postgres_reachable() -> str | None:
     """None when PostgreSQL answers, else why not (checked once per session)."""
     if not _postgres_error:
-        engine = make_engine(POSTGRES_URL)
         try:
-            with engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-                conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+            with Database(POSTGRES_URL) as db, db.transaction() as tx:
+                tx.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+                tx.execute(f"CREATE SCHEMA {SCHEMA}")
             _postgres_error.append("")
         except Exception as exc:  # any failure to connect means: no PostgreSQL here
             _postgres_error.append(" ".join(str(exc).split())[:200])
-        finally:
-            engine.dispose()
     return _postgres_error[0] or None
 
 
-def postgres_engine() -> Engine:
-    """An engine on the test PostgreSQL with an empty schema; skips (or fails in CI) without it."""
+def postgres_url() -> str:
+    """The URL of an empty store in this run's schema; skips (or fails in CI) without one."""
     problem = _postgres_reachable()
     if problem:
         message = f"PostgreSQL not reachable at {POSTGRES_URL} ({problem})"
@@ -45,45 +59,62 @@ def postgres_engine() -> Engine:
             pytest.fail(message + "; VETPRO_REQUIRE_POSTGRES=1 requires it")
         pytest.skip(message + "; set VETPRO_TEST_POSTGRES_URL to run these tests")
     separator = "&" if "?" in POSTGRES_URL else "?"
-    engine = make_engine(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{SCHEMA}")
-    create_schema(engine)
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    return engine
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{SCHEMA}"
+    if "postgresql" not in _migrated:  # the migrations run once a session; tests empty it
+        schema.create(url)
+        _migrated["postgresql"] = url
+        _resetter.append(Database(url, pool_size=1))
+    _empty(_resetter[0])
+    return url
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _drop_postgres_schema() -> Iterator[None]:
     yield
+    for db in _resetter:
+        db.close()
+    template = _migrated.get("sqlite")
+    if isinstance(template, Path):
+        template.unlink(missing_ok=True)
     if _postgres_error and not _postgres_error[0]:
-        engine = make_engine(POSTGRES_URL)
-        with engine.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        engine.dispose()
+        with Database(POSTGRES_URL) as db, db.transaction() as tx:
+            tx.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+def fresh_sqlite(folder: Path) -> str:
+    """The URL of a new, migrated SQLite store in a folder (a copy of one migrated once)."""
+    if "sqlite" not in _migrated:
+        template = Path(os.environ.get("TMPDIR", "/tmp")) / f"vetpro-template-{os.getpid()}.db"
+        template.unlink(missing_ok=True)
+        schema.create(f"sqlite:///{template}")
+        _migrated["sqlite"] = template
+    path = folder / "vetpro.db"
+    shutil.copy(_migrated["sqlite"], path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'vetpro.db'}"
+    return fresh_sqlite(tmp_path)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request, sqlite_url) -> Iterator[Engine]:
-    """A fresh store: a real SQLite file, then the same test on real PostgreSQL."""
+def store_url(request, tmp_path) -> str:
+    """The URL of a fresh store: a real SQLite file, then the same test on real PostgreSQL."""
     if request.param == "sqlite":
-        eng = make_engine(sqlite_url)
-        create_schema(eng)
-    else:
-        eng = postgres_engine()
-    yield eng
-    eng.dispose()
+        return fresh_sqlite(tmp_path)
+    return postgres_url()
 
 
 @pytest.fixture
-def sqlite_engine(sqlite_url) -> Iterator[Engine]:
+def db(store_url) -> Iterator[Database]:
+    """A fresh store: a real SQLite file, then the same test on real PostgreSQL."""
+    with Database(store_url) as database:
+        yield database
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url) -> Iterator[Database]:
     """A fresh store on a SQLite file only (for tests about the file database itself)."""
-    eng = make_engine(sqlite_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+    with Database(sqlite_url) as database:
+        yield database

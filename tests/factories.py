@@ -1,4 +1,8 @@
-"""Building cases for tests: the example application, changed as a test needs, and moves."""
+"""Building cases for tests: the example application, changed as a test needs, and moves.
+
+The story below is the tests' own (the demo has its own), so that changing the demo never
+changes what the tests check.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +12,73 @@ from datetime import date
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session
-
-from vetpro_workflow.cases import Moved, apply
+from vetpro_workflow.cases import advance as service_advance
 from vetpro_workflow.clock import Clock
-from vetpro_workflow.db import reading, writing
-from vetpro_workflow.demo import COORDINATOR, STAFF, STORY
-from vetpro_workflow.filing import Imported, file_document
-from vetpro_workflow.intake import parse
-from vetpro_workflow.models import SQLModel
-from vetpro_workflow.users import add_user
+from vetpro_workflow.intake.documents import parse, parse_call
+from vetpro_workflow.intake.filing import Imported, file_document
+from vetpro_workflow.states.actors import Actor
+from vetpro_workflow.states.cascade import Decision
+from vetpro_workflow.store import calls
+from vetpro_workflow.store.database import Database
+from vetpro_workflow.store.users import add_user
 
+COORDINATOR = "anna.huber@bbz-steyr.example"
+STAFF = "officer@national-agency.example"
+STAFF_MAIL = "vetpro-staff@national-agency.example"
+CALL = "LDV-VETPRO-2027"
+IMPORT_DAY = date(2026, 12, 1)
 SUBMIT_DAY = date(2027, 1, 15)
+SCORES = {
+    "objectives": 8,
+    "match": 7,
+    "preparation": 7,
+    "validation": 6,
+    "organisation": 8,
+    "dissemination": 7,
+}
+
+# The example's story: (case: 0 the application, 1 and 2 its mobilities), trigger, actor, day,
+# note, facts. Stays in September and October 2027, the project runs to 2029.
+STORY: list[tuple[int, str, str, date, str | None, dict[str, object]]] = [
+    (0, "submit", COORDINATOR, SUBMIT_DAY, None, {}),
+    (0, "evaluate", STAFF, date(2027, 2, 10), "Clear objectives.", SCORES),
+    (0, "approve", STAFF, date(2027, 2, 20), "Clear objectives, sound budget.", {}),
+    (0, "start_preparation", COORDINATOR, date(2027, 3, 10), None,
+     {"grant_agreement_signed_on": "2027-03-10"}),
+    (1, "start_preparation", COORDINATOR, date(2027, 5, 10), None,
+     {"agreement_signed_on": "2027-05-10"}),
+    (2, "start_preparation", COORDINATOR, date(2027, 5, 10), None,
+     {"agreement_signed_on": "2027-05-10"}),
+    (1, "depart", COORDINATOR, date(2027, 9, 6), None,
+     {"departed_on": "2027-09-06", "preparation_done": "true"}),
+    (1, "return_home", COORDINATOR, date(2027, 9, 24), None, {"returned_on": "2027-09-24"}),
+    (2, "depart", COORDINATOR, date(2027, 10, 4), None, {"departed_on": "2027-10-04"}),
+    (2, "return_home", COORDINATOR, date(2027, 10, 15), None, {"returned_on": "2027-10-15"}),
+    (1, "validate", COORDINATOR, date(2027, 11, 2), None,
+     {"europass_ref": "EMD-2027-0001", "participant_report_on": "2027-09-30"}),
+    (2, "validate", COORDINATOR, date(2027, 11, 2), None,
+     {"europass_ref": "EMD-2027-0002", "participant_report_on": "2027-10-20"}),
+    (1, "complete", COORDINATOR, date(2027, 12, 1), None,
+     {"dissemination": "Workshop for 12 welding trainers"}),
+    (2, "complete", COORDINATOR, date(2027, 12, 1), None,
+     {"dissemination": "Talk at the school's staff day"}),
+    (0, "close", STAFF, date(2029, 7, 1), None, {"final_report_on": "2029-06-20"}),
+]  # fmt: skip
+
+
+def packaged(name: str) -> str:
+    """A document shipped in the package's examples folder."""
+    return resources.files("vetpro_workflow").joinpath(f"examples/{name}").read_text()
 
 
 def example() -> dict[str, Any]:
     """The example application document, as a fresh dict."""
-    text = resources.files("vetpro_workflow").joinpath("examples/application.json").read_text()
-    return json.loads(text)
+    return json.loads(packaged("application.json"))
+
+
+def call_document(**changes: Any) -> dict[str, Any]:
+    """The example call document, with changes."""
+    return json.loads(packaged("call.json")) | changes
 
 
 def document(**changes: Any) -> dict[str, Any]:
@@ -44,26 +96,28 @@ def document(**changes: Any) -> dict[str, Any]:
     return doc
 
 
-def import_doc(
-    engine: Engine, doc: dict[str, Any] | None = None, *, staff: bool = True
-) -> Imported:
-    """File a document (the example by default) and register NA staff."""
+def ensure_agency(db: Database, call: dict[str, Any] | None = None) -> None:
+    """NA staff and the example's call, registered once."""
+    with db.transaction() as tx:
+        if not tx.scalar('SELECT 1 FROM "user" WHERE email = :e', {"e": STAFF}):
+            add_user(tx, email=STAFF, role="staff")
+        doc = parse_call(json.dumps(call or call_document()))
+        if not tx.scalar('SELECT 1 FROM "call" WHERE code = :c', {"c": doc.code}):
+            calls.define(tx, doc, actor=Actor(STAFF, "staff"), now=Clock.on(IMPORT_DAY).now)
+
+
+def import_doc(db: Database, doc: dict[str, Any] | None = None) -> Imported:
+    """File a document (the example by default), with the agency's staff and call in place."""
+    ensure_agency(db)
     parsed = parse(json.dumps(doc or example()))
-    with writing(engine) as session:
-        done = file_document(session, parsed, clock=Clock.on(date(2026, 12, 1)), source="test.json")
-    if staff:
-        with writing(engine) as session:
-            if not session.execute(
-                select(SQLModel.metadata.tables["user"].c.id).where(
-                    SQLModel.metadata.tables["user"].c.email == STAFF
-                )
-            ).first():
-                add_user(session, email=STAFF, role="staff")
-    return done
+    with db.transaction() as tx:
+        return file_document(
+            tx, parsed, clock=Clock.on(IMPORT_DAY), source="test.json", allow_duplicate=True
+        )
 
 
 def advance(
-    engine: Engine,
+    db: Database,
     case_id: int,
     trigger: str,
     *,
@@ -72,39 +126,50 @@ def advance(
     note: str | None = None,
     expected_version: int | None = None,
     **facts: object,
-) -> list[Moved]:
+) -> Decision:
     """Fire a trigger through the service on a given day."""
-    with writing(engine) as session:
-        return apply(
-            session=session,
-            case_id=case_id,
-            trigger=trigger,
-            actor=actor,
-            clock=Clock.on(on),
-            facts=facts,
-            note=note,
-            expected_version=expected_version,
-        )
+    return service_advance(
+        db,
+        case_id=case_id,
+        trigger=trigger,
+        actor=actor,
+        clock=Clock.on(on),
+        staff_email=STAFF_MAIL,
+        facts=facts,
+        note=note,
+        expected_version=expected_version,
+    )
 
 
-def walk(engine: Engine, done: Imported, steps: int) -> None:
-    """Play the first `steps` steps of the example's story (the demo's)."""
+def walk(db: Database, done: Imported, steps: int) -> None:
+    """Play the first `steps` steps of the example's story."""
     ids = [done.application, *done.mobilities]
     for index, trigger, actor, day, note, facts in STORY[:steps]:
-        advance(engine, ids[index], trigger, actor=actor, on=day, note=note, **facts)
+        advance(db, ids[index], trigger, actor=actor, on=day, note=note, **facts)
 
 
-def state_of(engine: Engine, case_id: int) -> str:
+def step_of(trigger: str, case: int = 0) -> int:
+    """How many steps of the story lead up to and include a trigger on a case."""
+    return next(i for i, s in enumerate(STORY) if s[0] == case and s[1] == trigger) + 1
+
+
+def state_of(db: Database, case_id: int) -> str:
     """The stored state of a case."""
-    with reading(engine) as session:
-        table = SQLModel.metadata.tables["case"]
-        return str(session.execute(select(table.c.state).where(table.c.id == case_id)).scalar_one())
+    with db.transaction(write=False) as tx:
+        return str(tx.scalar('SELECT state FROM "case" WHERE id = :id', {"id": case_id}))
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+def tables(db: Database) -> list[str]:
+    """Every table of the store."""
+    from vetpro_workflow.store.tables import SQLModel
+
+    return [t.name for t in SQLModel.metadata.sorted_tables]
+
+
+def snapshot(db: Database) -> dict[str, list[str]]:
     """Every row of every table, to compare a store before and after."""
-    with Session(engine) as session:
+    with db.transaction(write=False) as tx:
         return {
-            t.name: sorted(tuple(map(repr, row)) for row in session.execute(select(t)).all())
-            for t in SQLModel.metadata.sorted_tables
+            name: sorted(repr(sorted(row.items())) for row in tx.rows(f'SELECT * FROM "{name}"'))
+            for name in tables(db)
         }

@@ -1,93 +1,415 @@
-"""Eight people advancing the same case at once: exactly one wins, the others get a conflict."""
+"""People and processes moving cases at the same moment: one move wins, nothing is doubled and
+no project is left behind its mobilities.
+
+Workers start together on an Event set once every one of them is ready (connected), so no start
+depends on the wall clock; nothing here asserts how long anything took.
+"""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import queue
 import threading
-import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import Session
+import pytest
 
-from factories import STAFF, import_doc, walk
-from vetpro_workflow.cases import apply
+from factories import (
+    COORDINATOR,
+    IMPORT_DAY,
+    SCORES,
+    STAFF,
+    STAFF_MAIL,
+    ensure_agency,
+    example,
+    import_doc,
+    step_of,
+    walk,
+)
+from vetpro_workflow.cases import advance, advance_each
 from vetpro_workflow.clock import Clock
-from vetpro_workflow.db import make_engine, writing
-from vetpro_workflow.errors import ConflictError
-from vetpro_workflow.models import Case, History
+from vetpro_workflow.errors import ConflictError, TransitionRefused
+from vetpro_workflow.intake.documents import parse
+from vetpro_workflow.intake.filing import file_document
+from vetpro_workflow.states.actors import SYSTEM
+from vetpro_workflow.states.cascade import rederive
+from vetpro_workflow.store import snapshots, users
+from vetpro_workflow.store.database import Database
 
 WORKERS = 8
-DAY = date(2027, 2, 20)
+DECISION_DAY = date(2027, 2, 20)
+# How long a spawned process may take to start, or the whole race to run, before the test gives
+# up on a worker that hangs; generous, so that a loaded machine never fails a test.
+PATIENCE = 600
 
 
-def _approve(url_or_engine, case_id: int, version: int, start: float) -> str:
-    """One worker: wait for the common start, then approve at the version it saw."""
-    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-    time.sleep(max(0.0, start - time.time()))
-    try:
-        with writing(engine) as session:
-            apply(
-                session=session,
-                case_id=case_id,
-                trigger="approve",
-                actor=STAFF,
-                clock=Clock.on(DAY),
-                note="Approved by the committee.",
-                expected_version=version,
-            )
-        return "moved"
-    except ConflictError:
-        return "conflict"
-    finally:
-        if isinstance(url_or_engine, str):
-            engine.dispose()
+# --- running workers together -------------------------------------------------------------------
 
 
-def _submitted(engine) -> tuple[int, int]:
-    done = import_doc(engine)
-    walk(engine, done, 1)
-    with Session(engine) as session:
-        version = session.get(Case, done.application).version
-    return done.application, version
-
-
-def _outcome(engine, case_id: int, results: list[str]) -> None:
-    assert sorted(results) == ["conflict"] * (WORKERS - 1) + ["moved"]
-    with Session(engine) as session:
-        approvals = session.execute(
-            select(func.count())
-            .select_from(History)
-            .where(History.case_id == case_id, History.trigger == "approve")
-        ).scalar_one()
-        case = session.get(Case, case_id)
-    assert approvals == 1
-    assert case.state == "approved"
-
-
-def test_eight_threads_approving_at_once_yield_one_move_and_seven_conflicts(engine):
-    case_id, version = _submitted(engine)
-    start = time.time() + 0.3
-    results: list[str] = []
+def _in_threads(work: Callable[[], Any], count: int = WORKERS) -> list[Any]:
+    """Run `work` in `count` threads released at once; their results (or exceptions)."""
+    go = threading.Event()
+    results: list[Any] = []
     lock = threading.Lock()
 
     def worker() -> None:
-        outcome = _approve(engine, case_id, version, start)
+        go.wait()
+        try:
+            outcome = work()
+        except Exception as exc:  # reported with the results, so the test shows it
+            outcome = exc
         with lock:
             results.append(outcome)
 
-    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+    threads = [threading.Thread(target=worker) for _ in range(count)]
     for t in threads:
         t.start()
+    go.set()
     for t in threads:
-        t.join(60)
-    _outcome(engine, case_id, results)
+        t.join(PATIENCE)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors
+    return results
 
 
-def test_eight_processes_approving_at_once_on_the_file_database_yield_one_move(sqlite_engine):
-    case_id, version = _submitted(sqlite_engine)
-    url = sqlite_engine.url.render_as_string(hide_password=False)
-    start = time.time() + 3.0  # spawned interpreters need a moment to import
-    with multiprocessing.get_context("spawn").Pool(WORKERS) as pool:
-        results = pool.starmap(_approve, [(url, case_id, version, start)] * WORKERS)
-    _outcome(sqlite_engine, case_id, results)
+def _child(index: int, work: Callable[..., Any], args: tuple, go: Any, events: Any) -> None:
+    """A spawned process: run `work(*args, ready=...)` and report what it returned."""
+
+    def ready() -> None:
+        events.put(("ready", index, None))
+        go.wait(PATIENCE)
+
+    try:
+        events.put(("done", index, work(*args, ready=ready)))
+    except BaseException:
+        events.put(("error", index, traceback.format_exc()))
+
+
+def _in_processes(jobs: list[tuple[Callable[..., Any], tuple]]) -> list[Any]:
+    """Run each job in a spawned process; all start working once all are ready."""
+    ctx = multiprocessing.get_context("spawn")
+    go, events = ctx.Event(), ctx.Queue()
+    processes = [
+        ctx.Process(target=_child, args=(i, work, args, go, events), daemon=True)
+        for i, (work, args) in enumerate(jobs)
+    ]
+    for p in processes:
+        p.start()
+    ready: set[int] = set()
+    results: dict[int, Any] = {}
+    errors: dict[int, str] = {}
+    idle = 0
+    try:
+        while len(results) + len(errors) < len(jobs):
+            if len(ready | results.keys() | errors.keys()) == len(jobs):
+                go.set()
+            try:
+                kind, index, value = events.get(timeout=1)
+                idle = 0
+            except queue.Empty:
+                idle += 1
+                gone = [
+                    i
+                    for i, p in enumerate(processes)
+                    if not p.is_alive() and i not in results and i not in errors
+                ]
+                # A process that died without a word (its last message had time to arrive).
+                assert not (gone and idle > 30), f"worker(s) {gone} died without reporting"
+                assert idle < PATIENCE, "the workers stopped reporting"
+                continue
+            if kind == "ready":
+                ready.add(index)
+            elif kind == "done":
+                results[index] = value
+            else:
+                errors[index] = value
+    finally:
+        go.set()
+        for p in processes:
+            p.join(PATIENCE)
+            if p.is_alive():
+                p.terminate()
+    assert not errors, "\n".join(errors.values())
+    return [results[i] for i in range(len(jobs))]
+
+
+# --- eight people, one move -----------------------------------------------------------------------
+
+
+def _approve(db: Database, case_id: int, version: int | None) -> str:
+    """One person approving the application: moved, conflict or refused."""
+    try:
+        advance(
+            db,
+            case_id=case_id,
+            trigger="approve",
+            actor=STAFF,
+            clock=Clock.on(DECISION_DAY),
+            staff_email=STAFF_MAIL,
+            note="Approved by the committee.",
+            expected_version=version,
+        )
+        return "moved"
+    except ConflictError:
+        return "conflict"
+    except TransitionRefused:
+        return "refused"
+
+
+def _approve_in_process(url: str, case_id: int, version: int | None, *, ready) -> str:
+    with Database(url) as db:
+        with db.transaction(write=False) as tx:  # connected before the start
+            users.resolve(tx, STAFF)
+        ready()
+        return _approve(db, case_id, version)
+
+
+def _evaluated(db: Database) -> tuple[int, list[int], int]:
+    """An evaluated application, ready for approval, and its version."""
+    done = import_doc(db)
+    walk(db, done, step_of("evaluate"))
+    with db.transaction(write=False) as tx:
+        version = tx.scalar('SELECT version FROM "case" WHERE id = :id', {"id": done.application})
+    return done.application, done.mobilities, version
+
+
+def _one_approval(db: Database, app: int, mobilities: list[int], outcomes: list[str]) -> None:
+    """Exactly one move won; the others were turned away; the approval is written once."""
+    assert Counter(outcomes)["moved"] == 1, outcomes
+    assert set(outcomes) <= {"moved", "conflict", "refused"}
+    with db.transaction(write=False) as tx:
+        approvals = tx.rows(
+            "SELECT case_id, version FROM history WHERE trigger = 'approve' ORDER BY case_id"
+        )
+        states = tx.scalars('SELECT state FROM "case" ORDER BY id')
+        mail = tx.scalars("SELECT key FROM outbox WHERE kind = 'decision_approved'")
+        version = tx.scalar('SELECT version FROM "case" WHERE id = :id', {"id": app})
+    assert [a["case_id"] for a in approvals] == [app, *mobilities]
+    assert states == ["approved"] * 3
+    assert mail == [f"case-{app}:decision_approved:v{version}"]
+
+
+@pytest.mark.parametrize("if_version", [True, False], ids=["with --if-version", "without"])
+def test_eight_threads_approving_at_once_yield_one_move(db, if_version):
+    app, mobilities, version = _evaluated(db)
+    outcomes = _in_threads(lambda: _approve(db, app, version if if_version else None))
+    _one_approval(db, app, mobilities, outcomes)
+    if if_version:
+        assert sorted(outcomes) == ["conflict"] * (WORKERS - 1) + ["moved"]
+
+
+def test_eight_processes_approving_at_once_yield_one_move(store_url):
+    with Database(store_url) as db:
+        app, mobilities, _ = _evaluated(db)
+        outcomes = _in_processes([(_approve_in_process, (store_url, app, None))] * WORKERS)
+        _one_approval(db, app, mobilities, outcomes)
+
+
+# --- the last mobilities of 200 projects, moved at once (issue #7, point 3) ----------------------
+
+PROJECTS = 200
+RACE_DAY = date(2027, 11, 2)
+RETURNS = ("2027-09-24", "2027-10-15")  # the example's two planned returns
+# Kinds of project: the last move of each of its two mobilities, and the phase they imply.
+KINDS: dict[str, tuple[tuple[str, str], str]] = {
+    "both return": (("return_home", "return_home"), "validation"),
+    "both validate": (("validate", "validate"), "dissemination"),
+    "both cancel": (("cancel", "cancel"), "dissemination"),
+    "one returns, one is cancelled": (("return_home", "cancel"), "validation"),
+    "one validates, one is cancelled": (("validate", "cancel"), "dissemination"),
+}
+# What each last move writes: the history of the mobility and the mail it sends.
+MAIL = {
+    "return_home": ["participant_report_request", "return_recorded"],
+    "validate": [],
+    "cancel": ["mobility_cancelled"],
+}
+# How the project follows, by kind: its own system moves and the mail they send.
+FOLLOWS = {
+    "both return": (["mobilities_returned"], []),
+    "both validate": (["mobilities_validated"], ["final_report_due"]),
+    "both cancel": (["mobilities_cancelled"], ["final_report_due"]),
+    "one returns, one is cancelled": (["mobilities_returned"], []),
+    "one validates, one is cancelled": (
+        ["mobilities_returned", "mobilities_validated"],
+        ["final_report_due"],
+    ),
+}
+
+
+def _facts(trigger: str, sibling: int) -> tuple[dict[str, object], str | None]:
+    if trigger == "return_home":
+        return {"returned_on": RETURNS[sibling]}, None
+    if trigger == "validate":
+        return {"europass_ref": f"EMD-2027-{sibling}"}, None
+    return {}, "The host closed for renovation."
+
+
+def _projects_one_step_away(db: Database) -> list[tuple[str, int, list[int]]]:
+    """200 projects, each of whose mobilities is one move away from the project's next phase."""
+    ensure_agency(db)
+    kinds = list(KINDS)
+    parsed = parse(json.dumps(example()))
+    with db.transaction() as tx:
+        projects = [
+            (
+                kinds[i % len(kinds)],
+                file_document(
+                    tx, parsed, clock=Clock.on(IMPORT_DAY), source="race", allow_duplicate=True
+                ),
+            )
+            for i in range(PROJECTS)
+        ]
+        coordinator, staff = users.resolve(tx, COORDINATOR), users.resolve(tx, STAFF)
+
+    def each(trigger, items, actor, day, note=None) -> None:
+        with db.transaction() as tx:
+            batch = advance_each(
+                tx,
+                items,
+                trigger=trigger,
+                clock=Clock.on(day),
+                staff_email=STAFF_MAIL,
+                note=note,
+                actor=actor,
+            )
+        assert not batch.skipped, batch.skipped[:3]
+
+    apps = [done.application for _, done in projects]
+    firsts = [(kind, done.mobilities[0]) for kind, done in projects]
+    seconds = [(kind, done.mobilities[1]) for kind, done in projects]
+    each("submit", [(a, {}) for a in apps], coordinator, date(2027, 1, 15))
+    each("evaluate", [(a, SCORES) for a in apps], staff, date(2027, 2, 10), "Sound.")
+    each("approve", [(a, {}) for a in apps], staff, DECISION_DAY, "Approved.")
+    each(
+        "start_preparation",
+        [(a, {"grant_agreement_signed_on": "2027-03-10"}) for a in apps],
+        coordinator,
+        date(2027, 3, 10),
+    )
+    each(
+        "start_preparation",
+        [(m, {"agreement_signed_on": "2027-05-10"}) for _, m in firsts + seconds],
+        coordinator,
+        date(2027, 5, 10),
+    )
+    gone = [m for kind, m in firsts if KINDS[kind][0][0] != "cancel"]
+    each(
+        "depart",
+        [(m, {"departed_on": "2027-09-06", "preparation_done": True}) for m in gone],
+        coordinator,
+        date(2027, 9, 6),
+    )
+    gone = [m for kind, m in seconds if KINDS[kind][0][1] != "cancel"]
+    each(
+        "depart", [(m, {"departed_on": "2027-10-04"}) for m in gone], coordinator, date(2027, 10, 4)
+    )
+    back = [
+        (m, {"returned_on": RETURNS[sibling]})
+        for sibling, pairs in enumerate((firsts, seconds))
+        for kind, m in pairs
+        if KINDS[kind][0][sibling] == "validate"
+    ]
+    each("return_home", back, coordinator, date(2027, 10, 20))
+    return [(kind, done.application, done.mobilities) for kind, done in projects]
+
+
+def _last_moves(url: str, moves: list[tuple[int, str, dict, str | None]], *, ready) -> list:
+    """One process's share of the last moves, fired one by one through the service."""
+    outcomes = []
+    with Database(url) as db:
+        with db.transaction(write=False) as tx:
+            users.resolve(tx, COORDINATOR)
+        ready()
+        for case_id, trigger, facts, note in moves:
+            try:
+                advance(
+                    db,
+                    case_id=case_id,
+                    trigger=trigger,
+                    actor=COORDINATOR,
+                    clock=Clock.on(RACE_DAY),
+                    staff_email=STAFF_MAIL,
+                    facts=facts,
+                    note=note,
+                )
+                outcomes.append((case_id, trigger, "moved"))
+            except (ConflictError, TransitionRefused) as exc:
+                outcomes.append((case_id, trigger, f"{type(exc).__name__}: {exc}"))
+    return outcomes
+
+
+@pytest.fixture
+def postgres_store_url() -> str:
+    """A fresh store on PostgreSQL only (the race below needs row locks to mean anything)."""
+    from conftest import postgres_url
+
+    return postgres_url()
+
+
+@pytest.mark.postgres
+def test_the_last_mobilities_of_200_projects_moved_at_once_leave_every_project_in_step(
+    postgres_store_url,
+):
+    store_url = postgres_store_url
+    with Database(store_url) as db:
+        projects = _projects_one_step_away(db)
+        with db.transaction(write=False) as tx:
+            history_from = tx.scalar("SELECT max(id) FROM history")
+            outbox_from = tx.scalar("SELECT coalesce(max(id), 0) FROM outbox")
+
+        # Siblings race: the two processes of a pair walk the same projects in the same order,
+        # one moving each project's first mobility, the other its second.
+        pairs = WORKERS // 2
+        shares: list[list[tuple[int, str, dict, str | None]]] = [[] for _ in range(WORKERS)]
+        expected_history: Counter[tuple[int, str]] = Counter()
+        expected_mail: Counter[tuple[int, str]] = Counter()
+        for i, (kind, app, mobilities) in enumerate(projects):
+            triggers, _ = KINDS[kind]
+            for sibling, (case_id, trigger) in enumerate(zip(mobilities, triggers, strict=True)):
+                facts, note = _facts(trigger, sibling)
+                shares[2 * (i % pairs) + sibling].append((case_id, trigger, facts, note))
+                expected_history[(case_id, trigger)] += 1
+                expected_mail.update((case_id, k) for k in MAIL[trigger])
+            follows, mail = FOLLOWS[kind]
+            expected_history.update((app, t) for t in follows)
+            expected_mail.update((app, k) for k in mail)
+
+        outcomes = _in_processes([(_last_moves, (store_url, share)) for share in shares])
+
+        turned_away = [o for share in outcomes for o in share if o[2] != "moved"]
+        assert not turned_away, turned_away[:5]
+        with db.transaction(write=False) as tx:
+            history = tx.rows(
+                "SELECT case_id, trigger FROM history WHERE id > :id", {"id": history_from}
+            )
+            mail = tx.rows("SELECT case_id, kind FROM outbox WHERE id > :id", {"id": outbox_from})
+            versions = tx.rows(
+                "SELECT c.id, c.version, count(h.id) AS moves, max(h.version) AS last "
+                'FROM "case" c JOIN history h ON h.case_id = c.id GROUP BY c.id, c.version'
+            )
+            loaded = snapshots.load_projects(tx, [app for _, app, _ in projects])
+        phase = {app: KINDS[kind][1] for kind, app, _ in projects}
+        behind = []
+        for project in loaded:
+            decision = rederive(
+                project,
+                actor=SYSTEM,
+                today=RACE_DAY,
+                now=Clock.on(RACE_DAY).now,
+                staff_email=STAFF_MAIL,
+            )
+            if decision.changes:
+                behind.append((project.id, project.state, [c.trigger for c in decision.changes]))
+        assert behind == []
+        assert {p.id: p.state for p in loaded} == phase
+        assert Counter((h["case_id"], h["trigger"]) for h in history) == expected_history
+        assert Counter((m["case_id"], m["kind"]) for m in mail) == expected_mail
+        # Every move of every case is in its history once, under the version it made.
+        assert [v for v in versions if not v["version"] == v["moves"] == v["last"]] == []

@@ -12,9 +12,14 @@ import pytest
 from jinja2 import UndefinedError
 from markupsafe import escape
 
-from vetpro_workflow.notifications.prompts import ON_MOVE, context_of
 from vetpro_workflow.notifications.render import NOTIFICATION_KINDS, SUBJECT_MAX, render
-from vetpro_workflow.states.dossier import ApplicationFile, MobilityFile, Partner
+from vetpro_workflow.states.notices import ON_MOVE, context_of
+from vetpro_workflow.states.snapshots import (
+    ApplicationSnapshot,
+    CallRules,
+    MobilitySnapshot,
+    Partner,
+)
 from vetpro_workflow.states.workflows import DEFINITIONS
 
 AGENCY = "mobility@national-agency.example"
@@ -34,10 +39,14 @@ APPLICATION_CONTEXT: dict[str, Any] = {
     "next_step": "The coordinator signs the grant agreement and records it (start_preparation) "
     "before the project starts on 2027-06-01.",
     "next_step_due": "2027-06-01",
+    "next_step_trigger": "start_preparation",
     "application_id": 1,
     "project_title": "Welding teachers abroad",
+    "call_deadline": "2027-02-01 12:00 Brussels time",
+    "call_deadline_passed": True,
     "start_date": "2027-06-01",
     "end_date": "2029-05-31",
+    "resubmit_by": None,
 }
 MOBILITY_CONTEXT: dict[str, Any] = APPLICATION_CONTEXT | {
     "case_id": 11,
@@ -48,15 +57,20 @@ MOBILITY_CONTEXT: dict[str, Any] = APPLICATION_CONTEXT | {
     "next_step": "The coordinator records the Europass reference and the participant report "
     "(validate) by 2027-10-29.",
     "next_step_due": "2027-10-29",
+    "next_step_trigger": "validate",
     "participant_name": "Jean Dupont",
     "host": "Berufskolleg Ost",
     "host_country": "DE",
     "start_date": "2027-09-01",
     "end_date": "2027-09-14",
+    "returned_on": "2027-09-14",
+    "interruption_reason": None,
 }
+MOBILITY_CONTEXT.pop("resubmit_by")
 # The deadline each reminder is about, and the days left until it on the day it is sent.
 REMINDERS: dict[str, tuple[str, int]] = {
     "call_deadline_reminder": ("2027-02-01", 7),
+    "resubmission_reminder": ("2027-02-20", 1),
     "grant_agreement_to_sign": ("2027-06-01", 30),
     "training_agreement_reminder": ("2027-09-01", 7),
     "preparation_reminder": ("2027-09-01", 14),
@@ -65,7 +79,7 @@ REMINDERS: dict[str, tuple[str, int]] = {
     "final_report_reminder": ("2029-07-30", 7),
 }
 MOBILITY_KINDS = {"departure_confirmation", "return_recorded", "participant_report_request",
-                  "mobility_cancelled",
+                  "mobility_cancelled", "stay_interrupted",
                   "training_agreement_reminder", "preparation_reminder",
                   "participant_report_reminder", "validation_overdue"}  # fmt: skip
 CASE_KINDS = [k for k in NOTIFICATION_KINDS if k != "staff_digest"]
@@ -73,7 +87,8 @@ OVERDUE = {"case_id": 11, "kind": "mobility", "title": "Welding teachers abroad"
            "state": "validation", "what": "validation overdue", "due": "2027-10-29"}  # fmt: skip
 BOUNCED = {"id": 42, "to": "jean@lycee.example", "kind": "participant_report_request",
            "last_error": "550 5.1.1 <jean@lycee.example>: user unknown", "case_id": 11}  # fmt: skip
-DIGEST = {"day": "2027-11-05", "overdue": [OVERDUE], "undeliverable": [BOUNCED]}
+DIGEST = {"day": "2027-11-05", "overdue": [OVERDUE], "undeliverable": [BOUNCED],
+          "totals": {"validation": 1}}  # fmt: skip
 
 
 def sample(kind: str, **changes: Any) -> dict[str, Any]:
@@ -152,6 +167,7 @@ def test_the_headers_are_the_ones_passed() -> None:
     assert msg["From"] == SENDER and msg["To"] == TO and msg["Message-ID"] == MESSAGE_ID
     assert msg["Cc"] == "staff@national-agency.example"
     assert msg["Reply-To"] == AGENCY and msg["Date"]
+    assert msg["Auto-Submitted"] == "auto-generated"  # no out-of-office replies to a robot
 
 
 def test_without_a_cc_the_message_has_no_cc_header() -> None:
@@ -190,6 +206,26 @@ def test_the_overdue_validation_goes_to_staff_and_names_the_coordinator_to_chase
 def test_every_move_that_sends_mail_has_a_template() -> None:
     sent = {kind for notices in ON_MOVE.values() for kind, _ in notices}
     assert sent <= set(NOTIFICATION_KINDS)
+
+
+def test_a_resubmission_reminder_and_an_early_return_say_their_dates() -> None:
+    assert "can be submitted until 2027-02-20 (tomorrow)" in parts(mail("resubmission_reminder"))[0]
+    early = sample(
+        "stay_interrupted", returned_on="2027-09-10", interruption_reason="force_majeure"
+    )
+    text, _ = parts(mail("stay_interrupted", early))
+    assert "came back on 2027-09-10 (force majeure)" in text
+
+
+def test_changes_requested_says_until_when_the_application_can_be_resubmitted() -> None:
+    later = sample("changes_requested", resubmit_by="2027-03-01", call_deadline_passed=True)
+    text, _ = parts(mail("changes_requested", later))
+    assert "submit the application again by 2027-03-01" in text and "has passed" in text
+    none_set = sample("changes_requested", resubmit_by=None, call_deadline_passed=True)
+    assert "only if the National Agency sets one" in parts(mail("changes_requested", none_set))[0]
+    before = sample("changes_requested", resubmit_by=None, call_deadline_passed=False)
+    text, _ = parts(mail("changes_requested", before))
+    assert "again before the call deadline, 2027-02-01 12:00 Brussels time" in text
 
 
 def test_every_kind_has_one_template_extending_the_one_layout() -> None:
@@ -261,45 +297,54 @@ def test_an_empty_staff_digest_says_nothing_is_wrong() -> None:
     assert text.count("None.") == 2 and html.count("<p>None.</p>") == 2
 
 
-# --- the real context of a move, as prompts.context_of builds it --------------------------------
+# --- the real context of a move, as notices.context_of builds it --------------------------------
 
 BRUSSELS = timezone(timedelta(hours=1))
 HOST = Partner(name="Berufskolleg Ost", country="DE", type="vet_provider")
-MOBILITY = MobilityFile(
-    id=11, state="preparation", version=3, application_id=1, application_state="preparation",
-    project_title="Welding teachers abroad", project_start=date(2027, 6, 1),
-    project_end=date(2029, 5, 31), applicant_name="Lycée des Métiers",
-    coordinator_name="Claire Martin", coordinator_email="claire@lycee.example",
-    participant_name="Jean Dupont", participant_email="jean@lycee.example", profession="teacher",
+CALL = CallRules(
+    code="LLP-2027", title="VETPRO 2027", deadline=datetime(2027, 2, 1, 12, tzinfo=BRUSSELS),
+    earliest_start=date(2027, 6, 1), max_project_months=24,
+)  # fmt: skip
+MOBILITY = MobilitySnapshot(
+    id=11, state="preparation", version=3, application_id=1, participant_name="Jean Dupont",
+    participant_email="jean@lycee.example", profession="teacher",
     professional_background="Welding teacher", training_needs="Robot welding",
     host_name=HOST.name, host_country=HOST.country, start_date=date(2027, 9, 1),
-    end_date=date(2027, 9, 14), objectives="Robot welding didactics",
-    content="Job shadowing", language_preparation=True,
+    end_date=date(2027, 9, 14), objectives="Robot welding didactics", content="Job shadowing",
+    language_preparation=True,
 )  # fmt: skip
-APPLICATION = ApplicationFile(
-    id=1, state="drafted", version=3, title="Welding teachers abroad",
+APPLICATION = ApplicationSnapshot(
+    id=1, state="drafted", version=3, organisation_id=1, title="Welding teachers abroad",
     applicant_name="Lycée des Métiers", applicant_type="vet_provider", applicant_country="FR",
-    coordinator_name="Claire Martin", coordinator_email="claire@lycee.example",
-    call_code="LLP-2027", application_deadline=datetime(2027, 2, 1, 12, tzinfo=BRUSSELS),
-    earliest_start=date(2027, 6, 1), max_project_months=24, min_days=7, max_days=42,
+    coordinator_name="Claire Martin", coordinator_email="claire@lycee.example", call=CALL,
     start_date=date(2027, 6, 1), end_date=date(2029, 5, 31), objectives="Simulators",
     dissemination_plan="A guide", partners=(HOST,), mobilities=(MOBILITY,),
 )  # fmt: skip
+NOW = datetime(2027, 3, 1, 9, tzinfo=BRUSSELS)
 MOVES = sorted(ON_MOVE)
 
 
-def after(case_kind: str, trigger: str) -> ApplicationFile | MobilityFile:
-    """A snapshot of a case just after a move, in the state the workflow sends it to."""
+def after(
+    case_kind: str, trigger: str
+) -> tuple[ApplicationSnapshot, ApplicationSnapshot | MobilitySnapshot]:
+    """The project and a case of it just after a move, in the state the workflow sends it to."""
     dest = next(s.dest for s in DEFINITIONS[case_kind].steps if s.trigger == trigger)
-    case = APPLICATION if case_kind == "application" else MOBILITY
-    return replace(case, state=dest)
+    if case_kind == "application":
+        project = replace(APPLICATION, state=dest)
+        return project, project
+    moved = replace(MOBILITY, state=dest)
+    return replace(APPLICATION, state="preparation", mobilities=(moved,)), moved
 
 
 @pytest.mark.parametrize(("case_kind", "trigger"), MOVES)
 def test_the_real_context_of_every_move_renders_its_notifications(
     case_kind: str, trigger: str
 ) -> None:
-    context = context_of(after(case_kind, trigger), trigger=trigger, note="Line one\nline two")
+    project, case = after(case_kind, trigger)
+    context = context_of(project, case, now=NOW) | {
+        "trigger": trigger,
+        "note": "Line one\nline two",
+    }
     for kind, _ in ON_MOVE[(case_kind, trigger)]:
         text, html = parts(mail(kind, context))
         assert context["next_step"] in text and "Line one" in text and AGENCY in html
@@ -309,7 +354,9 @@ def test_the_real_context_of_every_move_renders_its_notifications(
 def test_the_real_context_of_a_case_plus_its_deadline_renders_every_reminder(kind: str) -> None:
     case = MOBILITY if kind in MOBILITY_KINDS else APPLICATION
     due_date, days_left = REMINDERS[kind]
-    context = context_of(case, trigger="sweep", note=None) | {
+    context = context_of(APPLICATION, case, now=NOW) | {
+        "trigger": "sweep",
+        "note": None,
         "due_date": due_date,
         "days_left": days_left,
     }
@@ -319,4 +366,5 @@ def test_the_real_context_of_a_case_plus_its_deadline_renders_every_reminder(kin
 @pytest.mark.parametrize("case", [APPLICATION, MOBILITY], ids=["application", "mobility"])
 def test_the_samples_here_have_exactly_the_keys_of_the_real_context(case: Any) -> None:
     sample_context = MOBILITY_CONTEXT if case.kind == "mobility" else APPLICATION_CONTEXT
-    assert set(sample_context) == set(context_of(case, trigger="x", note=None))
+    real = context_of(APPLICATION, case, now=NOW) | {"trigger": "x", "note": None}
+    assert set(sample_context) == set(real)

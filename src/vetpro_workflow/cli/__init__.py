@@ -1,16 +1,14 @@
-"""The `vetpro` command line used by NA staff and coordinators.
+"""The `vetpro` command line: the operator's tool, acting with the store's rights.
 
-Errors become one `error:` line on stderr and an exit code here and nowhere else:
-1 refused (guard, role, unknown trigger, bad input), 2 usage, 3 conflict.
-Commands that run no flow never import Prefect, so they answer at once.
+Errors become one `error:` line on stderr and an exit code: 1 refused, 2 usage, 3 conflict.
 """
 
 from __future__ import annotations
 
-from . import cases, flows, mail  # noqa: F401  (they register their commands on the app)
-from .base import app
+from . import admin, calls, cases, intake, jobs, mail, people, web  # noqa: F401 (commands)
+from .app import app
 
 
 def main() -> None:
     """The console script."""
-    app()
+    app(prog_name="vetpro")

@@ -1,120 +1,96 @@
-"""The commands on cases: init, import, user add, case list/show/advance/history, diagram, demo."""
+"""The commands on cases: case list/show/advance/history/amend/rederive, and the diagrams."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
 from ..errors import InvalidInput
-from .base import JsonOpt, app, case_app, emit, env_of, open_engine, session_for, user_app
+from ..states.facts import CRITERIA, FACT_TYPES, SHAPES
+from .app import app, case, emit, env, json_option, today_option
+
+KINDS = ("application", "mobility")
 
 
-@app.command()
-def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Create the database and its tables (harmless when they exist)."""
-    env = env_of(ctx)
-    open_engine(env, create=True).dispose()
-    emit(
-        as_json,
-        {"database": env.settings.database_url, "ready": True},
-        lambda d: f"database ready: {d['database']}",
-    )
-
-
-@app.command("import")
-def import_(
-    ctx: typer.Context,
-    paths: Annotated[
-        list[Path], typer.Argument(help="Application documents (JSON), or folders of them.")
-    ],
-    as_json: JsonOpt = False,
-) -> None:
-    """Import application documents as drafted applications, each in its own transaction."""
-    from ..imports import import_paths
-
-    env = env_of(ctx)
-    engine = open_engine(env)
-    try:
-        outcome = import_paths(engine, paths, clock=env.clock, progress=sys.stderr.isatty())
-    finally:
-        engine.dispose()
-    if outcome.single is not None:
-        emit(
-            as_json,
-            outcome.single,
-            lambda d: (
-                f"imported application {d['application']} with "
-                f"mobilities {', '.join(map(str, d['mobilities']))}"
-            ),
-        )
-        return
-    summary = outcome.summary()
-    emit(as_json, summary, lambda d: outcome.human())
-    if outcome.refused:
-        raise typer.Exit(1)
-
-
-@user_app.command("add")
-def user_add(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The person's email address.")],
-    role: Annotated[str, typer.Option("--role", help="staff or coordinator.")],
-    org: Annotated[str | None, typer.Option("--org", help="A coordinator's organisation.")] = None,
-    name: Annotated[str, typer.Option("--name", help="The person's name.")] = "",
-    as_json: JsonOpt = False,
-) -> None:
-    """Register NA staff, or a coordinator of an organisation."""
-    from ..users import add_user
-
-    with session_for(env_of(ctx), write=True) as session:
-        user = add_user(session, email=email, role=role, organisation=org, name=name)
-        data = {
-            "id": user.id,
-            "email": user.email,
-            "role": user.role,
-            "organisation_id": user.organisation_id,
-        }
-    emit(as_json, data, lambda d: f"registered {d['email']} as {d['role']}")
-
-
-@case_app.command("list")
+@case.command("list")
+@click.option("--kind", type=click.Choice(KINDS), help="Only applications or only mobilities.")
+@click.option("--state", help="Only cases in this state (e.g. submitted, abroad).")
+@click.option("--call", "call_code", metavar="CODE", help="Only cases of this call.")
+@click.option("--country", metavar="CC", help="Only cases of applicants in this country.")
+@click.option("--overdue", is_flag=True, help="Only cases whose next step is overdue.")
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Cases per page.",
+)
+@click.option("--after", type=click.IntRange(0, 2**63 - 1), help="The page after this case id.")
+@today_option
+@json_option
 def case_list(
-    ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option("--kind", help="application or mobility.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Only cases in this state.")] = None,
-    as_json: JsonOpt = False,
+    kind: str | None,
+    state: str | None,
+    call_code: str | None,
+    country: str | None,
+    overdue: bool,
+    limit: int,
+    after: int | None,
+    today: str | None,
+    as_json: bool,
 ) -> None:
-    """List cases, oldest first."""
-    from ..records import list_cases
+    """List cases, oldest first, one page at a time (the next with --after the last id shown).
 
-    with session_for(env_of(ctx), write=False) as session:
-        cases = list_cases(session, kind=kind, state=state)
-    emit(as_json, cases, _cases_table)
+    Example: vetpro case list --kind application --state submitted
+    """
+    from ..store.listing import Filters, cases_page
+
+    run = env()
+    filters = Filters(kind, state, call_code, country, overdue)
+    with run.transaction(write=False) as tx:
+        page = cases_page(tx, filters, None, today=run.clock.today, after=after, size=limit)
+    emit(as_json, page.rows, lambda rows: _cases_table(rows, page.after))
 
 
-def _cases_table(cases: list[dict[str, Any]]) -> str:
+def _cases_table(cases: list[dict[str, Any]], more_after: int | None = None) -> str:
     if not cases:
         return "no cases"
     lines = [f"{'id':>6}  {'kind':<11}  {'state':<13}  title"]
     lines += [f"{c['id']:>6}  {c['kind']:<11}  {c['state']:<13}  {c['title']}" for c in cases]
+    if more_after is not None:
+        lines.append(f"more: vetpro case list --after {more_after} (with the same filters)")
     return "\n".join(lines)
 
 
-@case_app.command("show")
-def case_show(
-    ctx: typer.Context,
-    case_id: Annotated[int, typer.Argument(metavar="ID")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Show a case: its state, the triggers allowed now and the next required step."""
-    from ..records import show
+@case.command("show")
+@click.argument("case_id", metavar="ID", type=int)
+@click.option("--actor", metavar="EMAIL", help="List what this person may do now.")
+@json_option
+def case_show(case_id: int, actor: str | None, as_json: bool) -> None:
+    """Show a case: its state, what may be done now (and by whom), and the next required step.
 
-    with session_for(env_of(ctx), write=False) as session:
-        data = show(session, case_id)
+    Example: vetpro case show 2 --actor anna.huber@bbz-steyr.example
+    """
+    from ..store.users import resolve
+    from ..store.views import show
+
+    with env().transaction(write=False) as tx:
+        who = resolve(tx, actor) if actor else None
+        data = show(tx, case_id, actor=who)
     emit(as_json, data, _case_text)
+
+
+def _action(a: dict[str, Any]) -> str:
+    asks = [
+        f"{f['name']}={f['shape']}" + ("" if f["required"] else " (optional)") for f in a["facts"]
+    ]
+    if a["note"]:
+        asks.append("--note")
+    return (
+        f"{a['trigger']}" + (f" [{', '.join(asks)}]" if asks else "") + f" ({'/'.join(a['who'])})"
+    )
 
 
 def _case_text(c: dict[str, Any]) -> str:
@@ -122,10 +98,13 @@ def _case_text(c: dict[str, Any]) -> str:
         f"{c['kind'].capitalize()} {c['id']}: {c['title']}",
         f"  state      {c['state']} (version {c['version']})",
         f"  next step  {c['next_step']}",
-        f"  allowed    {', '.join(c['allowed_triggers']) or '-'}",
     ]
+    actions = c["allowed"]
+    lines.append("  allowed    " + ("; ".join(_action(a) for a in actions) if actions else "-"))
     if c["facts"]:
-        lines.append("  facts      " + ", ".join(f"{k}={v}" for k, v in c["facts"].items()))
+        lines.append("  facts      " + shown_facts(c["facts"]))
+    if c.get("stay_note"):
+        lines.append(f"  NOTE       actual stay outside the call's limits: {c['stay_note']}")
     for mail in c.get("undeliverable_mail", []):
         lines.append(
             f"  MAIL NOT DELIVERED  outbox row {mail['id']} ({mail['kind']}) to {mail['to']}: "
@@ -142,7 +121,21 @@ def _case_text(c: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _facts(pairs: list[str]) -> dict[str, str]:
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "(" + ", ".join(f"{k} {_shown(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def shown_facts(facts: dict[str, Any]) -> str:
+    """Recorded facts on one line, as people read them."""
+    return ", ".join(f"{k}={_shown(v)}" for k, v in facts.items())
+
+
+def facts_of(pairs: tuple[str, ...]) -> dict[str, str]:
+    """The facts given with --set KEY=VALUE."""
     facts = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -154,92 +147,181 @@ def _facts(pairs: list[str]) -> dict[str, str]:
     return facts
 
 
-@case_app.command("advance")
-def case_advance(
-    ctx: typer.Context,
-    case_id: Annotated[int, typer.Argument(metavar="ID")],
-    trigger: Annotated[str, typer.Argument(metavar="TRIGGER")],
-    actor: Annotated[str, typer.Option("--actor", help="Email of the person firing the trigger.")],
-    note: Annotated[
-        str | None, typer.Option("--note", help="Free text kept in the history.")
-    ] = None,
-    sets: Annotated[list[str] | None, typer.Option("--set", help="A fact, KEY=VALUE.")] = None,
-    if_version: Annotated[
-        int | None,
-        typer.Option(
-            "--if-version", help="Refuse (exit 3) unless the case is still at this version."
-        ),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Fire a trigger on a case (exit 0 moved, 1 refused, 3 conflict)."""
-    from ..cases import apply
-    from ..records import show
+def _facts_help() -> str:
+    kinds = {name: kind for facts in FACT_TYPES.values() for name, kind in facts.items()}
+    listed = ", ".join(f"{n} ({SHAPES[k]})" for n, k in kinds.items() if n not in CRITERIA)
+    return f"A fact, KEY=VALUE: {listed}; evaluate's scores {', '.join(CRITERIA)}."
 
-    env = env_of(ctx)
-    facts = _facts(sets or [])
-    with session_for(env, write=True) as session:
-        apply(
-            session=session,
+
+@case.command("advance")
+@click.argument("case_id", metavar="ID", type=int)
+@click.argument("trigger", metavar="TRIGGER")
+@click.option("--actor", required=True, metavar="EMAIL", help="Who fires the trigger.")
+@click.option("--note", help="Free text kept in the history (some triggers require one).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=_facts_help())
+@click.option(
+    "--if-version", type=int, help="Refuse (exit 3) unless the case is still at this version."
+)
+@today_option
+@json_option
+def case_advance(
+    case_id: int,
+    trigger: str,
+    actor: str,
+    note: str | None,
+    sets: tuple[str, ...],
+    if_version: int | None,
+    today: str | None,
+    as_json: bool,
+) -> None:
+    """Fire a trigger on a case (exit 0 moved, 1 refused, 3 conflict).
+
+    \b
+    Triggers: application submit, request_changes, evaluate, approve, reject, withdraw,
+    start_preparation, close; mobility start_preparation, record_preparation, depart,
+    return_home, interrupt, record_report, validate, complete, cancel.
+    Example: vetpro case advance 2 depart --actor anna.huber@bbz-steyr.example \\
+             --set departed_on=2027-09-06 --set preparation_done=true
+    """
+    from ..cases import advance_in
+    from ..store.users import resolve
+    from ..store.views import show
+
+    run = env()
+    facts = facts_of(sets)
+    with run.transaction(write=True) as tx:
+        who = resolve(tx, actor)
+        advance_in(
+            tx,
             case_id=case_id,
             trigger=trigger,
-            actor=actor,
-            clock=env.clock,
+            actor=who,
+            clock=run.clock,
+            staff_email=run.settings.staff_email,
             facts=facts,
             note=note,
             expected_version=if_version,
-            staff_email=env.settings.staff_email,
         )
-        data = show(session, case_id)
+        data = show(tx, case_id, actor=who)
     emit(as_json, data, _case_text)
 
 
-@case_app.command("history")
-def case_history(
-    ctx: typer.Context,
-    case_id: Annotated[int, typer.Argument(metavar="ID")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Every move of a case: who fired which trigger, when, with which note and facts."""
-    from ..records import history
+@case.command("history")
+@click.argument("case_id", metavar="ID", type=int)
+@json_option
+def case_history(case_id: int, as_json: bool) -> None:
+    """Every move of a case: who fired which trigger, when, with which note and facts.
 
-    with session_for(env_of(ctx), write=False) as session:
-        entries = history(session, case_id)
+    Example: vetpro case history 2
+    """
+    from ..store.views import history
+
+    with env().transaction(write=False) as tx:
+        entries = history(tx, case_id)
+    emit(as_json, entries, _history_text)
+
+
+def _history_text(entries: list[dict[str, Any]]) -> str:
+    lines = []
+    for e in entries:
+        move = f"{e['source'] or '-':>13} -> {e['dest']:<13}"
+        lines.append(f"{e['day']}  v{e['version']:<3} {e['trigger']:<20} {move} {e['actor']}")
+        if e["facts"]:
+            lines.append("      facts: " + shown_facts(e["facts"]))
+        if e["note"]:
+            lines.append(f"      note: {e['note']}")
+    return "\n".join(lines)
+
+
+@case.command("rederive")
+@click.argument("case_id", metavar="ID", type=int)
+@click.option("--actor", required=True, metavar="EMAIL", help="NA staff.")
+@today_option
+@json_option
+def case_rederive(case_id: int, actor: str, today: str | None, as_json: bool) -> None:
+    """Bring a project's phase back in line with its mobilities (for a project left behind).
+
+    Example: vetpro case rederive 1 --actor officer@national-agency.example
+    """
+    from ..cases import rederive_phase
+
+    run = env()
+    with run.database() as db:
+        decision = rederive_phase(
+            db, case_id=case_id, actor=actor, clock=run.clock, staff_email=run.settings.staff_email
+        )
+    moves = [
+        {"case_id": c.case_id, "trigger": c.trigger, "source": c.source, "dest": c.dest}
+        for c in decision.changes
+    ]
     emit(
         as_json,
-        entries,
-        lambda es: "\n".join(
-            f"{e['at'][:10]}  {e['trigger']:<20} {e['source'] or '-':>13} -> {e['dest']:<13} "
-            f"{e['actor']}{'  ' + e['note'] if e['note'] else ''}"
-            for e in es
+        {"application": decision.project.id, "state": decision.project.state, "moves": moves},
+        lambda d: (
+            f"application {d['application']} is {d['state']}"
+            + (
+                "; moved: " + ", ".join(f"{m['source']} -> {m['dest']}" for m in d["moves"])
+                if d["moves"]
+                else "; nothing to change"
+            )
         ),
     )
 
 
 @app.command()
-def diagram(
-    kind: Annotated[str, typer.Argument(help="application or mobility")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Print the mermaid state diagram of a workflow, drawn from its definition."""
+@click.argument("kind", type=click.Choice(KINDS))
+@json_option
+def diagram(kind: str, as_json: bool) -> None:
+    """Print the mermaid state diagram of a workflow, drawn from its definition.
+
+    Example: vetpro diagram mobility
+    """
     from ..states.workflows import DEFINITIONS, mermaid
 
-    if kind not in DEFINITIONS:
-        raise InvalidInput(f"KIND: {kind!r} is not a kind of case; use application or mobility")
     text = mermaid(DEFINITIONS[kind])
     emit(as_json, {"kind": kind, "mermaid": text}, lambda d: d["mermaid"])
 
 
-@app.command()
-def demo(
-    ctx: typer.Context,
-    workdir: Annotated[
-        Path, typer.Option("--dir", help="Where the demo keeps its database.")
-    ] = Path(".demo"),
-    as_json: JsonOpt = False,
+@case.command("amend")
+@click.argument("case_id", metavar="ID", type=int)
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@click.option("--actor", required=True, metavar="EMAIL", help="The application's coordinator.")
+@click.option(
+    "--if-version",
+    type=int,
+    help="Refuse (exit 3) unless the application is still at this version.",
+)
+@today_option
+@json_option
+def case_amend(
+    case_id: int, path: Path, actor: str, if_version: int | None, today: str | None, as_json: bool
 ) -> None:
-    """Import the example application and walk it through every state, printing the timeline."""
-    from ..demo import run_demo
+    """Replace a drafted application's content with a document's (mobilities added, changed or
+    removed); the history records what changed, field by field.
 
-    story = run_demo(workdir)
-    emit(as_json, story.as_json(), lambda _: story.text())
+    Example: vetpro case amend 1 application-v2.json --actor anna.huber@bbz-steyr.example
+    """
+    from ..intake.amending import amend
+    from ..intake.documents import read_file
+    from ..store.users import resolve
+
+    run = env()
+    doc = read_file(path)
+    with run.transaction(write=True) as tx:
+        done = amend(
+            tx,
+            case_id,
+            doc,
+            actor=resolve(tx, actor),
+            clock=run.clock,
+            staff_email=run.settings.staff_email,
+            expected_version=if_version,
+        )
+    emit(
+        as_json,
+        done,
+        lambda d: (
+            f"application {d['application']} amended (version {d['version']}):\n"
+            + "\n".join(f"  {k}: {v[0]!r} -> {v[1]!r}" for k, v in d["changes"].items())
+        ),
+    )

@@ -1,9 +1,10 @@
-"""The outbox as staff see it and as the sender claims it: rows, their status and their fate.
+"""The outbox: the one way mail is enqueued, and how senders claim, renew and settle its rows.
 
 A row is `pending` until the server accepts it (`sent`) or it cannot succeed (`undeliverable`,
-shown to staff until they retry it). A sender claims due rows before sending them, so two
-senders never send the same row; a claim held by a process that died on this host is released
-at the next run, and any other claim expires after `LEASE`.
+shown to staff until they retry it). A sender claims due rows for a lease of real time, renews
+the lease while it works, and settles a row only while it still holds it, so two senders never
+send the same row; a claim held by a process that died on this host is released at the next run,
+and any other claim simply expires. Every time here is real time, never a rehearsed day.
 """
 
 from __future__ import annotations
@@ -11,34 +12,29 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
-from sqlmodel import Session
-
-from ..addresses import is_address
-from ..db import write_connection
 from ..errors import InvalidInput, NotFound
-from ..models import Outbox
+from ..states.addresses import address_problem, normalise
+from ..states.calendar import start_of
+from ..states.notices import Notice
+from ..store.database import Tx
 
 LEASE = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(hours=6)
-_OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-_SETTLE = (
-    update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("row_id"))
-    .values(
-        status=bindparam("new_status"),
-        attempts=_OUTBOX.c.attempts + 1,
-        last_error=bindparam("error"),
-        next_attempt_at=bindparam("next_at"),
-        sent_at=bindparam("sent"),
-        claimed_by=None,
-        claimed_until=None,
-    )
+STATUSES = ("pending", "sent", "undeliverable")
+_LETTER = "id, key, case_id, kind, recipient, header_to, cc, context, attempts, created_at"
+_ENQUEUE = (
+    "INSERT INTO outbox (key, case_id, kind, recipient, header_to, cc, context, status, "
+    "attempts, next_attempt_at, created_at) VALUES (:key, :case_id, :kind, :recipient, :to, "
+    ":cc, :context, 'pending', 0, :now, :now) ON CONFLICT (key) DO NOTHING"
+)
+_DUE = (
+    "status = 'pending' AND next_attempt_at <= :now "
+    "AND (claimed_until IS NULL OR claimed_until <= :now)"
 )
 
 
@@ -51,18 +47,32 @@ class Letter:
     case_id: int | None
     kind: str
     recipient: str
+    header_to: str | None
     cc: str | None
     context: dict[str, Any]
     attempts: int
     created_at: datetime
 
 
-def letter_of(row: Any) -> Letter:
-    """The letter of an outbox row (a stored row, or a mapping of its columns)."""
-    names = [f.name for f in fields(Letter)]
-    if isinstance(row, Mapping):
-        return Letter(**{name: row[name] for name in names})
-    return Letter(**{name: getattr(row, name) for name in names})
+def enqueue(tx: Tx, notices: Iterable[Notice], *, now: datetime) -> int:
+    """Write notices to the outbox, skipping any whose key is there already; how many were new.
+
+    `now` is real time: a row is due from the moment it is written.
+    """
+    rows = [
+        {
+            "key": n.key,
+            "case_id": n.case_id,
+            "kind": n.kind,
+            "recipient": n.recipient,
+            "to": n.to,
+            "cc": n.cc,
+            "context": n.context,
+            "now": now,
+        }
+        for n in notices
+    ]
+    return tx.executemany(_ENQUEUE, rows)
 
 
 def holder() -> str:
@@ -83,143 +93,176 @@ def _alive(claim: str) -> bool:
     return True
 
 
-def release_dead_claims(engine: Engine) -> int:
+def release_dead_claims(tx: Tx) -> int:
     """Free the rows claimed by senders of this host that are no longer running."""
-    with write_connection(engine) as db:
-        claims = db.execute(
-            select(_OUTBOX.c.claimed_by).where(_OUTBOX.c.claimed_by.is_not(None)).distinct()
-        ).scalars()
-        dead = [c for c in claims if not _alive(c)]
-        if not dead:
-            return 0
-        freed = db.execute(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.claimed_by.in_(dead))
-            .values(claimed_by=None, claimed_until=None)
-        )
-        return freed.rowcount
-
-
-def _due(now: datetime) -> Any:
-    return and_(
-        _OUTBOX.c.status == "pending",
-        _OUTBOX.c.next_attempt_at <= now,
-        or_(_OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until <= now),
+    claims = tx.scalars(
+        "SELECT DISTINCT claimed_by FROM outbox WHERE claimed_by IS NOT NULL AND status = 'pending'"
+    )
+    dead = [c for c in claims if not _alive(c)]
+    if not dead:
+        return 0
+    return tx.execute(
+        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by IN (:dead)",
+        {"dead": dead},
     )
 
 
-def claim(
-    engine: Engine, *, now: datetime, size: int, by: str, elapsed: timedelta = timedelta(0)
-) -> list[Letter]:
-    """Claim up to `size` due rows for one sender, oldest first, for `LEASE` from now on.
-
-    `elapsed` is how long the sender has been running on a clock read when it started: the
-    lease of a batch claimed late in a long run must still last `LEASE` from the claim.
-    """
-    with write_connection(engine) as db:
-        # PostgreSQL locks the rows picked until the claim commits and skips the rows another
-        # sender is claiming right now, rather than waiting for them only to find them taken.
-        # (SQLite takes the whole file at BEGIN, so claims there follow one another.)
-        picked = db.execute(
-            select(_OUTBOX.c.id)
-            .where(_due(now))
-            .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
-            .limit(size)
-            .with_for_update(skip_locked=True)
-        ).scalars()
-        db.execute(
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(list(picked)), _due(now))
-            .values(claimed_by=by, claimed_until=now + elapsed + LEASE)
-        )
-        rows = db.execute(
-            select(_OUTBOX).where(_OUTBOX.c.claimed_by == by).order_by(_OUTBOX.c.id)
-        ).mappings()
-        return [letter_of(r) for r in rows]
-
-
-def mark_sent(db: Connection, letter: Letter, *, now: datetime, note: str | None = None) -> None:
-    """Record that the server accepted a letter, and commit: it is never sent again."""
-    db.execute(
-        _SETTLE,
-        {"row_id": letter.id, "new_status": "sent", "error": note, "next_at": None, "sent": now},
+def claim(tx: Tx, *, now: datetime, size: int, by: str, lease: timedelta = LEASE) -> list[Letter]:
+    """Claim up to `size` due rows for one sender, oldest first, for a lease from now on."""
+    # PostgreSQL skips the rows another sender is claiming at this moment instead of waiting for
+    # them only to find them taken; SQLite writers already follow one another.
+    skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
+    rows = tx.rows(
+        f"UPDATE outbox SET claimed_by = :by, claimed_until = :until WHERE id IN "
+        f"(SELECT id FROM outbox WHERE {_DUE} ORDER BY next_attempt_at, id LIMIT :size{skip}) "
+        f"RETURNING {_LETTER}",
+        {"by": by, "until": now + lease, "now": now, "size": size},
     )
-    db.commit()
+    return sorted((Letter(**row) for row in rows), key=lambda letter: letter.id)
+
+
+def renew(tx: Tx, *, by: str, now: datetime, lease: timedelta = LEASE) -> int:
+    """Extend the lease of every row a sender still holds; how many it holds."""
+    return tx.execute(
+        "UPDATE outbox SET claimed_until = :until WHERE claimed_by = :by AND status = 'pending'",
+        {"until": now + lease, "by": by},
+    )
+
+
+def release(tx: Tx, *, by: str, ids: Iterable[int] | None = None) -> int:
+    """Give back rows a sender holds without trying them (they stay due as they were)."""
+    sql = "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = :by"
+    params: dict[str, Any] = {"by": by}
+    if ids is not None:
+        sql += " AND id IN (:ids)"
+        params["ids"] = list(ids)
+    return tx.execute(sql, params)
+
+
+def mark_sent(tx: Tx, letter: Letter, *, by: str, now: datetime, note: str | None) -> bool:
+    """Record that the server accepted a letter; False if this sender no longer held it."""
+    return (
+        tx.execute(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = :now, "
+            "last_error = :note, claimed_by = NULL, claimed_until = NULL "
+            "WHERE id = :id AND claimed_by = :by",
+            {"now": now, "note": note, "id": letter.id, "by": by},
+        )
+        == 1
+    )
 
 
 def mark_failed(
-    db: Connection,
+    tx: Tx,
     letter: Letter,
     *,
+    by: str,
     now: datetime,
     error: str,
     permanent: bool,
     max_attempts: int,
     retry_after: timedelta,
 ) -> str:
-    """Record a failed attempt; 'retrying' with back-off, or 'undeliverable' for staff to see."""
+    """Record a failed attempt: 'retrying' with back-off, or 'undeliverable' for staff ('lost'
+    when this sender no longer held the row)."""
     attempts = letter.attempts + 1
     if not permanent and attempts >= max_attempts:
         permanent, error = True, f"gave up after {attempts} attempts: {error}"
     backoff = min(retry_after * 2 ** (attempts - 1), MAX_BACKOFF)
-    status = "undeliverable" if permanent else "pending"
-    db.execute(
-        _SETTLE,
+    settled = tx.execute(
+        "UPDATE outbox SET status = :status, attempts = attempts + 1, last_error = :error, "
+        "next_attempt_at = :next, claimed_by = NULL, claimed_until = NULL "
+        "WHERE id = :id AND claimed_by = :by",
         {
-            "row_id": letter.id,
-            "new_status": status,
+            "status": "undeliverable" if permanent else "pending",
             "error": error[:1000],
-            "next_at": None if permanent else now + backoff,
-            "sent": None,
+            "next": now if permanent else now + backoff,
+            "id": letter.id,
+            "by": by,
         },
     )
-    db.commit()
+    if not settled:
+        return "lost"  # another sender holds the row now: its attempt decides
     return "undeliverable" if permanent else "retrying"
 
 
-def count_pending(session: Session) -> int:
-    """How many rows still wait to be sent."""
-    query = select(func.count()).select_from(_OUTBOX).where(_OUTBOX.c.status == "pending")
-    return int(session.execute(query).scalar_one())
+def waiting(tx: Tx, *, now: datetime) -> dict[str, Any]:
+    """How many rows wait, how many of them are due now, and when the next one falls due."""
+    row = tx.row(
+        "SELECT count(*) AS pending, "
+        "sum(CASE WHEN next_attempt_at <= :now THEN 1 ELSE 0 END) AS due, "
+        "min(CASE WHEN next_attempt_at > :now THEN next_attempt_at END) AS next_at "
+        "FROM outbox WHERE status = 'pending'",
+        {"now": now},
+    )
+    assert row is not None
+    next_at = row["next_at"]
+    if isinstance(next_at, str):  # SQLite gives an aggregate's value as it stored it
+        next_at = datetime.fromisoformat(next_at).replace(tzinfo=now.tzinfo)
+    return {"pending": int(row["pending"]), "due": int(row["due"] or 0), "next_attempt_at": next_at}
 
 
-def row_of(session: Session, row_id: int) -> Outbox:
+def rows(
+    tx: Tx,
+    *,
+    status: str | None = None,
+    case_id: int | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Outbox rows, oldest first, by status and/or case."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"--status: {status!r} is not a status; use {', '.join(STATUSES)}")
+    where, params = ["1 = 1"], {}
+    if status is not None:
+        where.append("status = :status")
+        params["status"] = status
+    if case_id is not None:
+        where.append("case_id = :case_id")
+        params["case_id"] = case_id
+    sql = f"SELECT * FROM outbox WHERE {' AND '.join(where)} ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return tx.rows(sql, params)
+
+
+def row_of(tx: Tx, row_id: int) -> dict[str, Any]:
     """One outbox row by id."""
-    row = session.get(Outbox, row_id)
+    row = tx.row("SELECT * FROM outbox WHERE id = :id", {"id": row_id}) if row_id < 2**63 else None
     if row is None:
         raise NotFound(f"outbox row {row_id} does not exist; 'vetpro outbox list' shows them")
     return row
 
 
-def retry(session: Session, row_id: int, *, now: datetime, to: str | None = None) -> Outbox:
-    """Put an undeliverable row back in the queue, optionally to a corrected address; commits."""
-    row = row_of(session, row_id)
-    if row.status != "undeliverable":
+def retry(tx: Tx, row_id: int, *, now: datetime, to: str | None = None) -> dict[str, Any]:
+    """Put an undeliverable row back in the queue, optionally to a corrected address."""
+    row = row_of(tx, row_id)
+    if row["status"] != "undeliverable":
         raise InvalidInput(
-            f"outbox row {row_id} is {row.status}; only undeliverable rows are retried"
+            f"outbox row {row_id} is {row['status']}; only undeliverable rows are retried"
         )
+    recipient = row["recipient"]
     if to is not None:
-        to = to.strip().lower()
-        if not is_address(to):
-            raise InvalidInput(f"--to: {to!r} is not a valid email address")
-        row.recipient = to
-    row.status, row.attempts, row.next_attempt_at = "pending", 0, now
-    session.commit()
-    return row
+        if problem := address_problem(normalise(to)):
+            raise InvalidInput(f"--to: {problem}")
+        recipient = normalise(to)
+    tx.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = :now, "
+        "recipient = :to WHERE id = :id",
+        {"now": now, "to": recipient, "id": row_id},
+    )
+    return row_of(tx, row_id)
 
 
-STATUSES = ("pending", "sent", "undeliverable")
-
-
-def rows(
-    session: Session, *, status: str | None = None, case_id: int | None = None
-) -> list[Outbox]:
-    """Outbox rows, oldest first, by status and/or case."""
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"--status: {status!r} is not a status; use {', '.join(STATUSES)}")
-    query = select(Outbox).order_by(Outbox.id)
-    if status is not None:
-        query = query.where(Outbox.status == status)
-    if case_id is not None:
-        query = query.where(Outbox.case_id == case_id)
-    return list(session.execute(query).scalars())
+def retry_many(tx: Tx, *, status: str, since: date | None, now: datetime) -> int:
+    """Put back every undeliverable row (given up on or after `since`, a Brussels day)."""
+    if status != "undeliverable":
+        raise InvalidInput(f"--status: only undeliverable rows are retried, not {status!r}")
+    sql = (
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = :now "
+        "WHERE status = 'undeliverable'"
+    )
+    params: dict[str, Any] = {"now": now}
+    if since is not None:
+        sql += " AND next_attempt_at >= :since"
+        params["since"] = start_of(since)
+    return tx.execute(sql, params)

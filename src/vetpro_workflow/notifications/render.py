@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from email.headerregistry import BaseHeader, HeaderRegistry
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.policy import EmailPolicy
-from email.utils import formatdate
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, pass_eval_context
 from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
+
+from .mime import alternative, parse_message
 
 # Every kind that has a template `<kind>.j2` extending `layout.j2`.
 NOTIFICATION_KINDS: tuple[str, ...] = (
@@ -34,10 +34,12 @@ NOTIFICATION_KINDS: tuple[str, ...] = (
     # moves of a mobility
     "departure_confirmation",
     "return_recorded",
+    "stay_interrupted",
     "participant_report_request",
     "mobility_cancelled",
     # deadline reminders of the daily sweep
     "call_deadline_reminder",
+    "resubmission_reminder",
     "grant_agreement_to_sign",
     "training_agreement_reminder",
     "preparation_reminder",
@@ -52,55 +54,6 @@ SUBJECT_MAX = 200
 # Context values that may span lines; every other string is one line.
 MULTILINE_KEYS = frozenset({"note"})
 
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard header registry, building each header class once rather than per header."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        if key not in self._made:
-            self._made[key] = super().__getitem__(name)
-        return self._made[key]
-
-
-class _CachingPolicy(EmailPolicy):
-    """The default policy, parsing each one-line header value once: parsed headers are immutable,
-    and parsing them was most of the cost of a message (the same To, From, Subject recur)."""
-
-    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if isinstance(value, str) and "\n" not in value and "\r" not in value:
-            return _parsed_header(self, name, value)
-        return super().header_store_parse(name, value)
-
-    def fold_binary(self, name: str, value: Any) -> bytes:
-        # Folding walks the parse tree again; the same header folds the same way under the same
-        # settings (the sender flattens with a clone of this policy, so the settings are the key).
-        if not isinstance(value, str) or "\n" in value or "\r" in value:
-            return super().fold_binary(name, value)
-        key = (self.linesep, self.utf8, self.max_line_length, self.cte_type, name, str(value))
-        folded = _FOLDED.get(key)
-        if folded is None:
-            if len(_FOLDED) >= 8192:
-                _FOLDED.clear()
-            folded = _FOLDED[key] = super().fold_binary(name, value)
-        return folded
-
-
-_FOLDED: dict[tuple[Any, ...], bytes] = {}
-
-
-@lru_cache(maxsize=8192)
-def _parsed_header(policy: EmailPolicy, name: str, value: str) -> tuple[str, Any]:
-    return EmailPolicy.header_store_parse(policy, name, value)
-
-
-# The default policy; the stdlib registry makes a new class for every header it parses, which was
-# a third of the cost of a message.
-POLICY = _CachingPolicy(header_factory=_HeaderClasses())
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _CONTROLS_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -192,6 +145,12 @@ def _template(kind: str, *, html: bool) -> Template:
     return _environment(html).get_template(f"{kind}.j2")
 
 
+def _case_url(web_url: str | None, case_id: object) -> str | None:
+    if not web_url or not isinstance(case_id, int):
+        return None
+    return f"{web_url.rstrip('/')}/cases/{case_id}"
+
+
 def _tidy_text(text: str) -> str:
     """Plain text without trailing spaces or runs of blank lines."""
     lines = "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -205,7 +164,31 @@ def _subject(kind: str, values: Mapping[str, Any]) -> str:
     return one_line("".join(block), limit=SUBJECT_MAX)
 
 
-def render(
+@dataclass(frozen=True)
+class Rendered:
+    """A notification in words: its subject, its text and its HTML."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def words(
+    kind: str, context: Mapping[str, Any], *, agency_email: str, web_url: str | None = None
+) -> Rendered:
+    """The subject, text and HTML of a notification. With `web_url`, the next step links to
+    the page of the case where it is taken."""
+    values = dict(_clean(context)) | {
+        "agency_email": one_line(agency_email),
+        "case_url": _case_url(web_url, context.get("case_id")),
+        "web_url": web_url.rstrip("/") if web_url else None,
+    }
+    text = _template(kind, html=False).render(values | {"html": False})
+    html = _template(kind, html=True).render(values | {"html": True})
+    return Rendered(_subject(kind, values | {"html": False}), _tidy_text(text), html.strip() + "\n")
+
+
+def render_bytes(
     kind: str,
     context: Mapping[str, Any],
     *,
@@ -214,22 +197,22 @@ def render(
     agency_email: str,
     message_id: str,
     cc: str | None = None,
-) -> EmailMessage:
-    """The email of a notification: text/plain then text/html, with safe one-line headers."""
-    values = dict(_clean(context)) | {"agency_email": one_line(agency_email)}
-    text = _template(kind, html=False).render(values | {"html": False})
-    html = _template(kind, html=True).render(values | {"html": True})
+    web_url: str | None = None,
+) -> bytes:
+    """The email of a notification as it goes on the wire: text/plain then text/html."""
+    said = words(kind, context, agency_email=agency_email, web_url=web_url)
+    headers = [
+        ("From", one_line(sender)),
+        ("To", one_line(recipient)),
+        *([("Cc", one_line(cc))] if cc else []),
+        ("Reply-To", one_line(agency_email)),
+        ("Subject", said.subject),
+        ("Message-ID", one_line(message_id)),
+        ("Auto-Submitted", "auto-generated"),  # RFC 3834: no out-of-office replies to a robot
+    ]
+    return alternative(headers, said.text, said.html)
 
-    msg = EmailMessage(policy=POLICY)
-    msg["Subject"] = _subject(kind, values | {"html": False})
-    msg["From"] = one_line(sender)
-    msg["To"] = one_line(recipient)
-    if cc:
-        msg["Cc"] = one_line(cc)
-    msg["Reply-To"] = one_line(agency_email)
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = one_line(message_id)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no out-of-office replies to a robot
-    msg.set_content(_tidy_text(text))
-    msg.add_alternative(html.strip() + "\n", subtype="html")
-    return msg
+
+def render(kind: str, context: Mapping[str, Any], **addressed: Any) -> EmailMessage:
+    """The email of a notification, parsed back from the bytes that would be sent."""
+    return parse_message(render_bytes(kind, context, **addressed))

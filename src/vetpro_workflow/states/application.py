@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
-from .dossier import ApplicationFile, Given, MobilityFile
-from .eligibility import ORGANISATION_TYPES, PROFESSIONS, brussels_time, stay_days
+from . import evaluation, submission
+from .facts import CRITERIA
 from .machine import Definition
+from .snapshots import ApplicationSnapshot, Given
 
 
 class State(StrEnum):
@@ -23,7 +26,6 @@ class State(StrEnum):
 
 
 INITIAL = State.DRAFTED
-FINAL = (State.CLOSED, State.REJECTED, State.WITHDRAWN)
 REPORT_QUOTA = 0.25  # participant reports for at least a quarter of completed mobilities (LLP)
 
 TRANSITIONS: list[dict[str, object]] = [
@@ -47,7 +49,18 @@ TRANSITIONS: list[dict[str, object]] = [
         "source": "submitted",
         "dest": "drafted",
         "who": ["staff"],
+        "facts": ["resubmit_by?"],
         "note": True,
+        "conditions": ["resubmission_possible"],
+    },
+    {
+        "trigger": "evaluate",
+        "source": "submitted",
+        "dest": "=",
+        "who": ["staff"],
+        "facts": list(CRITERIA),
+        "note": True,
+        "conditions": ["scores_on_scale"],
     },
     {
         "trigger": "approve",
@@ -55,6 +68,7 @@ TRANSITIONS: list[dict[str, object]] = [
         "dest": "approved",
         "who": ["staff"],
         "note": True,
+        "conditions": ["has_mobility", "evaluated_to_pass_mark"],
     },
     {
         "trigger": "reject",
@@ -76,6 +90,7 @@ TRANSITIONS: list[dict[str, object]] = [
         "dest": "preparation",
         "who": ["coordinator", "staff"],
         "facts": ["grant_agreement_signed_on"],
+        "conditions": ["signed_after_approval"],
     },
     {
         "trigger": "mobilities_departed",
@@ -123,158 +138,55 @@ CARRIES: dict[str, str] = {
     "reject": "cancel",
     "withdraw": "cancel",
 }
-# System triggers the project fires to follow its participants, and the mobility triggers that
-# can make each one due (a cancellation can leave every remaining mobility returned or validated).
-FOLLOWS: dict[str, tuple[str, ...]] = {
-    "mobilities_departed": ("depart",),
-    "mobilities_returned": ("return_home", "cancel"),
-    "mobilities_validated": ("validate", "cancel"),
-    # Every mobility cancelled before anyone left: nothing to wait for but the final report.
-    "mobilities_cancelled": ("cancel",),
-}
 
 _GONE = ("abroad", "validation", "dissemination", "completed")
-_BACK = ("validation", "dissemination", "completed")
+_RETURNED = ("validation", "dissemination", "completed")
 _VALIDATED = ("dissemination", "completed")
-_BEFORE = ("drafted", "submitted", "approved", "preparation")
-# For the project's follow triggers that wait for every mobility: the mobility states that keep
-# the project waiting (so the service need not read a project that one of them still holds).
-WAITING_ON: dict[str, tuple[str, ...]] = {
-    "mobilities_returned": (*_BEFORE, "abroad"),
-    "mobilities_validated": (*_BEFORE, "abroad", "validation"),
-    "mobilities_cancelled": (*_BEFORE, *_GONE),
-}
 
 
-def before_deadline(a: ApplicationFile, given: Given) -> str | None:
-    """The call's application deadline has not passed."""
-    if given.now < a.application_deadline:
-        return None
-    return f"needs to be sent before the call deadline ({brussels_time(a.application_deadline)})"
+def resubmission_possible(a: ApplicationSnapshot, given: Given) -> str | None:
+    """A date set for resubmission is not already past."""
+    resubmit_by = given.facts.get("resubmit_by")
+    if "resubmit_by" in given.fresh and resubmit_by < given.today:
+        return f"needs resubmit_by today or later (not {resubmit_by})"
+    return None
 
 
-def eligible_applicant(a: ApplicationFile, given: Given) -> str | None:
-    """The applicant is an organisation of an eligible type."""
-    if a.applicant_type in ORGANISATION_TYPES:
-        return None
-    return f"needs an eligible applicant type (not '{a.applicant_type}')"
+def signed_after_approval(a: ApplicationSnapshot, given: Given) -> str | None:
+    """The grant agreement is not dated before the application was approved."""
+    signed, approved = given.facts.get("grant_agreement_signed_on"), a.facts.get("approved_on")
+    if signed is not None and approved is not None and signed < approved:
+        return f"needs grant_agreement_signed_on on or after the approval ({approved})"
+    return None
 
 
-def project_described(a: ApplicationFile, given: Given) -> str | None:
-    """The project states its objectives and how its results will be disseminated."""
-    missing = [
-        label
-        for label, value in (
-            ("project objectives", a.objectives),
-            ("a dissemination plan", a.dissemination_plan),
-        )
-        if not value.strip()
-    ]
-    return "needs " + " and ".join(missing) if missing else None
-
-
-def project_period(a: ApplicationFile, given: Given) -> str | None:
-    """The project starts no earlier than the call allows and lasts no longer."""
-    months = (a.end_date.year - a.start_date.year) * 12 + a.end_date.month - a.start_date.month
-    if a.end_date.day >= a.start_date.day:
-        months += 1  # a started month counts whole: 2027-06-01 to 2029-05-31 is 24 months
-    problems = []
-    if a.start_date < a.earliest_start:
-        problems.append(
-            f"a project start on or after {a.earliest_start} (the call's earliest start)"
-        )
-    if months > a.max_project_months:
-        problems.append(f"a project of at most {a.max_project_months} months (it lasts {months})")
-    return "needs " + " and ".join(problems) if problems else None
-
-
-def partner_abroad(a: ApplicationFile, given: Given) -> str | None:
-    """At least one partner is in another participating country."""
-    if any(p.country != a.applicant_country for p in a.partners):
-        return None
-    return (
-        f"needs at least one partner in another country than the applicant's "
-        f"({a.applicant_country})"
-    )
-
-
-def has_mobility(a: ApplicationFile, given: Given) -> str | None:
-    """At least one mobility is planned."""
-    return None if a.active_mobilities() else "needs at least one planned mobility"
-
-
-def mobility_gaps(a: ApplicationFile, m: MobilityFile) -> list[str]:
-    """What a mobility still lacks to be complete, in the application's terms."""
-    gaps = [
-        label
-        for label, value in (
-            ("objectives", m.objectives),
-            ("content", m.content),
-            ("training needs", m.training_needs),
-            ("professional background", m.professional_background),
-        )
-        if not value.strip()
-    ]
-    hosts = {p.name: p for p in a.partners}
-    if m.host_name not in hosts:
-        gaps.append(f"a host among the partners ('{m.host_name}' is not one)")
-    elif hosts[m.host_name].country == a.applicant_country:
-        gaps.append(f"a host in another country than the applicant's ({a.applicant_country})")
-    days = stay_days(m.start_date, m.end_date)
-    if not a.min_days <= days <= a.max_days:
-        gaps.append(
-            f"a stay of {a.min_days} to {a.max_days} days (it lasts {days}, both ends counted)"
-        )
-    if m.start_date < a.start_date or m.end_date > a.end_date:
-        gaps.append(f"dates inside the project period ({a.start_date} to {a.end_date})")
-    if m.profession not in PROFESSIONS:
-        gaps.append(f"a VETPRO profession ('{m.profession}' is not one)")
-    return gaps
-
-
-def mobilities_complete(a: ApplicationFile, given: Given) -> str | None:
-    """Every planned mobility is complete."""
-    problems = [
-        f"mobility {m.id} ({m.participant_name}) needs {', '.join(gaps)}"
-        for m in a.active_mobilities()
-        if (gaps := mobility_gaps(a, m))
-    ]
-    return "needs every mobility complete: " + "; ".join(problems) if problems else None
-
-
-def one_departed(a: ApplicationFile, given: Given) -> str | None:
+def one_departed(a: ApplicationSnapshot, given: Given) -> str | None:
     """At least one mobility has departed."""
-    if any(m.state in _GONE for m in a.active_mobilities()):
-        return None
-    return "needs one mobility abroad"
+    gone = any(m.state in _GONE for m in a.live_mobilities())
+    return None if gone else "needs one mobility abroad"
 
 
-def all_returned(a: ApplicationFile, given: Given) -> str | None:
+def all_returned(a: ApplicationSnapshot, given: Given) -> str | None:
     """Every mobility that counts has returned."""
-    active = a.active_mobilities()
-    if active and not any(m.state in WAITING_ON["mobilities_returned"] for m in active):
-        return None
-    return "needs every mobility returned"
+    live = a.live_mobilities()
+    done = live and all(m.state in _RETURNED for m in live)
+    return None if done else "needs every mobility returned"
 
 
-def all_validated(a: ApplicationFile, given: Given) -> str | None:
+def all_validated(a: ApplicationSnapshot, given: Given) -> str | None:
     """Every mobility that counts is validated."""
-    active = a.active_mobilities()
-    if active and not any(m.state in WAITING_ON["mobilities_validated"] for m in active):
-        return None
-    return "needs every mobility validated"
+    live = a.live_mobilities()
+    done = live and all(m.state in _VALIDATED for m in live)
+    return None if done else "needs every mobility validated"
 
 
-def all_cancelled(a: ApplicationFile, given: Given) -> str | None:
+def all_cancelled(a: ApplicationSnapshot, given: Given) -> str | None:
     """Every mobility of the project was cancelled."""
-    if a.mobilities and not any(
-        m.state in WAITING_ON["mobilities_cancelled"] for m in a.mobilities
-    ):
-        return None
-    return "needs every mobility cancelled"
+    done = a.mobilities and not a.live_mobilities()
+    return None if done else "needs every mobility cancelled"
 
 
-def mobilities_finished(a: ApplicationFile, given: Given) -> str | None:
+def mobilities_finished(a: ApplicationSnapshot, given: Given) -> str | None:
     """Every mobility is completed or cancelled."""
     open_ = [str(m.id) for m in a.mobilities if m.state not in ("completed", "cancelled")]
     if not open_:
@@ -282,7 +194,7 @@ def mobilities_finished(a: ApplicationFile, given: Given) -> str | None:
     return f"needs every mobility completed or cancelled (open: {', '.join(open_)})"
 
 
-def participant_reports_received(a: ApplicationFile, given: Given) -> str | None:
+def participant_reports_received(a: ApplicationSnapshot, given: Given) -> str | None:
     """Participant reports were received for at least a quarter of completed mobilities."""
     completed = [m for m in a.mobilities if m.state == "completed"]
     reported = [m for m in completed if m.facts.get("participant_report_on")]
@@ -290,28 +202,55 @@ def participant_reports_received(a: ApplicationFile, given: Given) -> str | None
         return None
     return (
         f"needs participant reports for at least {REPORT_QUOTA:.0%} of completed mobilities "
-        f"({len(reported)} of {len(completed)} received)"
+        f"({len(reported)} of {len(completed)} received; record_report records one)"
     )
 
+
+def _approved(a: ApplicationSnapshot, facts: Mapping[str, Any], given: Given) -> dict[str, Any]:
+    return {"approved_on": given.today}
+
+
+def _changes_requested(
+    a: ApplicationSnapshot, facts: Mapping[str, Any], given: Given
+) -> dict[str, Any]:
+    # The evaluation belonged to the version sent; the changed one is evaluated afresh.
+    return {
+        "resubmit_by": facts.get("resubmit_by"),
+        "scores": None,
+        "score": None,
+        "evaluated_on": None,
+    }
+
+
+_GUARDS = (
+    submission.before_deadline,
+    submission.eligible_applicant,
+    submission.project_described,
+    submission.project_period,
+    submission.partner_abroad,
+    submission.has_mobility,
+    submission.mobilities_complete,
+    resubmission_possible,
+    evaluation.scores_on_scale,
+    evaluation.evaluated_to_pass_mark,
+    signed_after_approval,
+    one_departed,
+    all_returned,
+    all_validated,
+    all_cancelled,
+    mobilities_finished,
+    participant_reports_received,
+)
 
 DEFINITION = Definition(
     kind="application",
     states=tuple(s.value for s in State),
     initial=INITIAL.value,
     transitions=TRANSITIONS,
-    guards={
-        "before_deadline": before_deadline,
-        "eligible_applicant": eligible_applicant,
-        "project_described": project_described,
-        "project_period": project_period,
-        "partner_abroad": partner_abroad,
-        "has_mobility": has_mobility,
-        "mobilities_complete": mobilities_complete,
-        "one_departed": one_departed,
-        "all_returned": all_returned,
-        "all_validated": all_validated,
-        "all_cancelled": all_cancelled,
-        "mobilities_finished": mobilities_finished,
-        "participant_reports_received": participant_reports_received,
+    guards={guard.__name__: guard for guard in _GUARDS},
+    records={
+        "approve": _approved,
+        "evaluate": evaluation.evaluated,
+        "request_changes": _changes_requested,
     },
 )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
 ORGANISATION_TYPES: tuple[str, ...] = (
     "vet_provider",
     "enterprise",
@@ -75,14 +72,3 @@ def normalise_country(code: str) -> str | None:
     upper = code.strip().upper()
     upper = COUNTRY_ALIASES.get(upper, upper)
     return upper if upper in COUNTRIES else None
-
-
-def stay_days(start: date, end: date) -> int:
-    """Calendar days of a stay abroad, both ends counted."""
-    return (end - start).days + 1
-
-
-def brussels_time(instant: datetime) -> str:
-    """An instant as the programme states its deadlines: Brussels time."""
-    local = instant.astimezone(ZoneInfo("Europe/Brussels"))
-    return f"{local:%Y-%m-%d %H:%M} Brussels time"

@@ -2,7 +2,7 @@
 
 A Machine cannot be attached to a SQLModel row, so a small `Workflow` wrapper carries the state;
 each kind has one Machine built from its TRANSITIONS data (auto_transitions off). Guards are pure
-and explain themselves: a refusal names every rule that failed and the triggers allowed now.
+and explain themselves: a refusal names every rule that failed and what the person may do now.
 """
 
 from __future__ import annotations
@@ -16,24 +16,26 @@ from typing import Any
 from transitions import EventData, Machine
 
 from ..errors import NotAllowed, TransitionRefused
-from .dossier import Given
-from .facts import FACT_TYPES
+from .actors import ROLE_NAMES
+from .facts import FACT_TYPES, shape
+from .snapshots import Given
 
 Guard = Callable[[Any, Given], "str | None"]
-ROLES = ("coordinator", "staff", "system")
-ROLE_NAMES = {"coordinator": "the coordinator", "staff": "NA staff", "system": "the system"}
+# What a step writes on the case's own row, from the facts given (by default: those facts).
+Recorder = Callable[[Any, Mapping[str, Any], Given], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Step:
     """One trigger of a workflow, as declared in its TRANSITIONS data."""
 
+    kind: str
     trigger: str
     sources: tuple[str, ...]
-    dest: str
+    dest: str  # "=" for a step that records facts and keeps the state
     who: tuple[str, ...]
     conditions: tuple[str, ...]
-    facts: tuple[str, ...]  # required facts; a trailing '?' marks an optional one
+    facts: tuple[str, ...]  # a trailing '?' marks an optional fact
     note: bool  # a note is required
 
     @property
@@ -43,6 +45,17 @@ class Step:
     @property
     def accepted_facts(self) -> tuple[str, ...]:
         return tuple(f.rstrip("?") for f in self.facts)
+
+    def asks(self) -> list[dict[str, Any]]:
+        """The facts this step asks for, each with its shape and whether it is required."""
+        return [
+            {
+                "name": f.rstrip("?"),
+                "shape": shape(self.kind, f.rstrip("?")),
+                "required": not f.endswith("?"),
+            }
+            for f in self.facts
+        ]
 
 
 @dataclass
@@ -54,14 +67,19 @@ class Definition:
     initial: str
     transitions: Sequence[Mapping[str, Any]]
     guards: Mapping[str, Guard]
+    records: Mapping[str, Recorder] = field(default_factory=dict)
     _steps: dict[str, Step] = field(init=False, repr=False)
     _machine: Machine | None = field(default=None, init=False, repr=False)
+    _available: dict[tuple[str, str | None], list[Step]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self._steps = {}
         for t in self.transitions:
             sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
             step = Step(
+                kind=self.kind,
                 trigger=t["trigger"],
                 sources=tuple(sources),
                 dest=t["dest"],
@@ -71,8 +89,8 @@ class Definition:
                 note=bool(t.get("note", False)),
             )
             unknown = [g for g in step.conditions if g not in self.guards]
-            bad_facts = [f for f in step.accepted_facts if f not in FACT_TYPES]
-            if step.trigger in self._steps or unknown or bad_facts:
+            bad = [f for f in step.accepted_facts if f not in FACT_TYPES[self.kind]]
+            if step.trigger in self._steps or unknown or bad:
                 raise ValueError(f"bad {self.kind} transition {t!r}")
             self._steps[step.trigger] = step
 
@@ -84,17 +102,34 @@ class Definition:
     def steps(self) -> tuple[Step, ...]:
         return tuple(self._steps.values())
 
+    @property
+    def final_states(self) -> tuple[str, ...]:
+        """The states no step leaves (a step that only records facts stays in place)."""
+        leaving = {s for step in self.steps if step.dest != "=" for s in step.sources}
+        return tuple(s for s in self.states if s not in leaving)
+
     def step(self, trigger: str) -> Step | None:
         """The declared step for a trigger, or None if the kind has no such trigger."""
         return self._steps.get(trigger)
 
-    def triggers_from(self, state: str, *, human: bool = True) -> list[str]:
-        """The triggers possible from a state (by default those people fire, not the system)."""
-        return [
-            s.trigger
-            for s in self._steps.values()
-            if state in s.sources and (not human or s.who != ("system",))
-        ]
+    def record(
+        self, subject: Any, trigger: str, facts: Mapping[str, Any], given: Given
+    ) -> dict[str, Any]:
+        """The columns of the case's own row a step writes."""
+        recorder = self.records.get(trigger)
+        return recorder(subject, facts, given) if recorder else dict(facts)
+
+    def available(self, state: str, role: str | None = None) -> list[Step]:
+        """The steps possible from a state, for a role (None: every role but the system's)."""
+        key = (state, role)
+        if key not in self._available:  # the workflow is data that never changes: ask once
+            self._available[key] = [
+                self._steps[trigger]
+                for trigger in self.machine().get_triggers(state)
+                if (role is None and self._steps[trigger].who != ("system",))
+                or (role is not None and role in self._steps[trigger].who)
+            ]
+        return list(self._available[key])
 
     def machine(self) -> Machine:
         """The one shared Machine of this kind, built on first use."""
@@ -126,7 +161,7 @@ def _admits(step: Step) -> Callable[[EventData], bool]:
 
 
 class Workflow:
-    """The object a Machine moves: it reads and writes the state of the case snapshot it holds.
+    """The object a Machine moves: it reads and writes the state of the snapshot it holds.
 
     Each thread keeps one per kind, added to the kind's shared Machine once, and binds the
     snapshot of the case at hand to it for the length of one trigger.
@@ -137,21 +172,13 @@ class Workflow:
         self.subject: Any = None
         self.given: Given | None = None
         self.refusals: list[str] = []
-        self._state: str = definition.initial
+        self.state: str = definition.initial
 
     def bind(self, subject: Any, given: Given | None) -> None:
         """Hold one case (or, with None, none)."""
         self.subject, self.given, self.refusals = subject, given, []
         if subject is not None:
-            self._state = subject.state
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @state.setter
-    def state(self, value: str) -> None:
-        self._state = value
+            self.state = subject.state
 
     def admits(self, step: Step) -> bool:
         """Check every rule of a step at once and keep the reasons of those that fail."""
@@ -173,20 +200,38 @@ def _bound(definition: Definition) -> Workflow:
     return mine[definition.kind]
 
 
+_NOTE_PURPOSE = {
+    "request_changes": "what to change",
+    "evaluate": "the assessment",
+    "approve": "the quality assessment",
+    "reject": "the reason",
+    "withdraw": "why the application is withdrawn",
+    "cancel": "why the mobility did not take place",
+    "interrupt": "why the stay ended early",
+}
+
+
 def refusals(step: Step, definition: Definition, subject: Any, given: Given) -> list[str]:
-    """The reasons a step cannot happen now (empty when every rule holds)."""
+    """The reasons a step cannot happen now (empty when every rule holds).
+
+    Every rule is checked, not just up to the first that fails (unlike a chain of `conditions`
+    in `transitions`), so that one refusal tells the person everything to put right.
+    """
+    # A required fact comes with the trigger: one recorded before does not count again.
     missing = [
-        f"{name} ({'YYYY-MM-DD' if FACT_TYPES[name] == 'date' else FACT_TYPES[name]})"
+        f"{name} ({shape(definition.kind, name)})"
         for name in step.required_facts
-        if given.facts.get(name) in (None, "")
+        if name not in given.fresh or given.facts.get(name) in (None, "")
     ]
     if step.note and not (given.note or "").strip():
-        missing.append("a note (--note) saying " + _NOTE_PURPOSE.get(step.trigger, "why"))
+        missing.append("a note saying " + _NOTE_PURPOSE.get(step.trigger, "why"))
     reasons = ["needs " + ", ".join(missing)] if missing else []
     reasons += [
         f"needs {name} not in the future ({value} is after today, {given.today})"
-        for name in given.fresh
-        if isinstance(value := given.facts.get(name), date) and value > given.today
+        for name in sorted(given.fresh)
+        if FACT_TYPES[definition.kind][name] == "date"
+        and isinstance(value := given.facts.get(name), date)
+        and value > given.today
     ]
     for name in step.conditions:
         reason = definition.guards[name](subject, given)
@@ -195,46 +240,51 @@ def refusals(step: Step, definition: Definition, subject: Any, given: Given) -> 
     return reasons
 
 
-_NOTE_PURPOSE = {
-    "request_changes": "what to change",
-    "approve": "the quality assessment",
-    "reject": "the reason",
-    "withdraw": "why the application is withdrawn",
-    "cancel": "why the mobility did not take place",
-}
-
-
-def _allowed(definition: Definition, state: str) -> str:
-    human = definition.triggers_from(state)
-    if human:
-        return ", ".join(human)
-    automatic = definition.triggers_from(state, human=False)
+def allowed_text(definition: Definition, state: str, role: str) -> str:
+    """What a person of a role may fire from a state, said for a refusal."""
+    mine = [s.trigger for s in definition.available(state, role)]
+    who = "" if role == "system" else f" for {ROLE_NAMES[role]}"
+    if mine:
+        return f"Allowed now{who}: {', '.join(mine)}."
+    others = [s.trigger for s in definition.available(state)]
+    if others:
+        return f"Allowed now{who}: nothing (others may: {', '.join(others)})."
+    automatic = [s.trigger for s in definition.available(state, "system")]
     if automatic:
-        return f"none by hand (it moves on by itself: {', '.join(automatic)})"
-    return "none (the case is finished)"
+        return f"Allowed now: nothing by hand (it moves on by itself: {', '.join(automatic)})."
+    return "Allowed now: nothing (the case is finished)."
 
 
-def possible_step(definition: Definition, case_id: int, state: str, trigger: str) -> Step:
-    """The step a trigger names, if it exists for the kind and is possible from the state."""
+def possible_step(
+    definition: Definition, case_id: int, state: str, trigger: str, role: str
+) -> Step:
+    """The step a trigger names, if the kind has it, it is possible from the state and the
+    role may fire it."""
     name = f"{definition.label} {case_id}"
     step = definition.step(trigger)
+    article = "an" if definition.kind[0] in "aeiou" else "a"
     if step is None:
         raise TransitionRefused(
-            f"{name} is in '{state}'; '{trigger}' is not a trigger of "
-            f"{'an' if definition.kind[0] in 'aeiou' else 'a'} {definition.kind}. "
-            f"Allowed now: {_allowed(definition, state)}."
+            f"{name} is in '{state}'; '{trigger}' is not a trigger of {article} "
+            f"{definition.kind}. {allowed_text(definition, state, role)}"
+        )
+    if role not in step.who:
+        who = " or ".join(ROLE_NAMES[r] for r in step.who)
+        raise NotAllowed(
+            f"'{trigger}' on {article} {definition.kind} is fired by {who}, not by "
+            f"{ROLE_NAMES[role]}. {allowed_text(definition, state, role)}"
         )
     if state not in step.sources:
         raise TransitionRefused(
             f"{name} is in '{state}'; '{trigger}' is only possible from "
-            f"{', '.join(step.sources)}. Allowed now: {_allowed(definition, state)}."
+            f"{', '.join(step.sources)}. {allowed_text(definition, state, role)}"
         )
     return step
 
 
-def fire(definition: Definition, subject: Any, trigger: str, given: Given) -> str:
+def fire(definition: Definition, subject: Any, trigger: str, given: Given, role: str) -> str:
     """Move a snapshot by a trigger through the shared Machine; the new state, or a refusal."""
-    possible_step(definition, subject.id, subject.state, trigger)
+    possible_step(definition, subject.id, subject.state, trigger, role)
     workflow = _bound(definition)
     workflow.bind(subject, given)
     try:
@@ -245,17 +295,6 @@ def fire(definition: Definition, subject: Any, trigger: str, given: Given) -> st
     if not moved:
         raise TransitionRefused(
             f"{definition.label} {subject.id} is in '{subject.state}'; '{trigger}' "
-            f"{'; '.join(reasons)}. Allowed now: {_allowed(definition, subject.state)}."
+            f"{'; '.join(reasons)}. {allowed_text(definition, subject.state, role)}"
         )
     return dest
-
-
-def check_role(definition: Definition, trigger: str, role: str, actor: str) -> None:
-    """Refuse a trigger fired by someone whose role may not fire it."""
-    step = definition.step(trigger)
-    if step is not None and role not in step.who:
-        who = " or ".join(ROLE_NAMES[r] for r in step.who)
-        article = "an" if definition.kind[0] in "aeiou" else "a"
-        raise NotAllowed(
-            f"'{trigger}' on {article} {definition.kind} is fired by {who}; {actor} is {role}"
-        )

@@ -11,6 +11,7 @@ DEFINITIONS: dict[str, Definition] = {
     "application": application.DEFINITION,
     "mobility": mobility.DEFINITION,
 }
+KINDS = tuple(DEFINITIONS)
 
 
 def definition(kind: str) -> Definition:
@@ -30,14 +31,19 @@ def reachable(d: Definition) -> set[str]:
     return seen
 
 
-def mermaid(d: Definition) -> str:
-    """A mermaid state diagram of a workflow, drawn from its TRANSITIONS data."""
+def mermaid(d: Definition, *, current: str | None = None) -> str:
+    """A mermaid state diagram of a workflow, drawn from its TRANSITIONS data; the current
+    state, when given, is highlighted."""
     lines = ["stateDiagram-v2", f"    [*] --> {d.initial}"]
     for step in d.steps:
         who = "/".join(step.who)
         for source in step.sources:
             dest = source if step.dest == "=" else step.dest
             lines.append(f"    {source} --> {dest}: {step.trigger} ({who})")
-    targets = {s for step in d.steps for s in step.sources}
-    lines += [f"    {s} --> [*]" for s in d.states if s not in targets]
+    lines += [f"    {s} --> [*]" for s in d.final_states]
+    if current is not None:
+        lines += [
+            "    classDef current fill:#ffd54f,stroke:#333,stroke-width:3px",
+            f"    class {current} current",
+        ]
     return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Application and call documents: reading them (documents) and filing them (filing)."""

@@ -1,8 +1,7 @@
-"""The commands on cases: case list/show/advance/history/amend/rederive, and the diagrams."""
+"""The commands on cases: case list/show/advance/history/rederive, and the diagrams."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -280,48 +279,3 @@ def diagram(kind: str, as_json: bool) -> None:
 
     text = mermaid(DEFINITIONS[kind])
     emit(as_json, {"kind": kind, "mermaid": text}, lambda d: d["mermaid"])
-
-
-@case.command("amend")
-@click.argument("case_id", metavar="ID", type=int)
-@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@click.option("--actor", required=True, metavar="EMAIL", help="The application's coordinator.")
-@click.option(
-    "--if-version",
-    type=int,
-    help="Refuse (exit 3) unless the application is still at this version.",
-)
-@today_option
-@json_option
-def case_amend(
-    case_id: int, path: Path, actor: str, if_version: int | None, today: str | None, as_json: bool
-) -> None:
-    """Replace a drafted application's content with a document's (mobilities added, changed or
-    removed); the history records what changed, field by field.
-
-    Example: vetpro case amend 1 application-v2.json --actor anna.huber@bbz-steyr.example
-    """
-    from ..intake.amending import amend
-    from ..intake.documents import read_file
-    from ..store.users import resolve
-
-    run = env()
-    doc = read_file(path)
-    with run.transaction(write=True) as tx:
-        done = amend(
-            tx,
-            case_id,
-            doc,
-            actor=resolve(tx, actor),
-            clock=run.clock,
-            staff_email=run.settings.staff_email,
-            expected_version=if_version,
-        )
-    emit(
-        as_json,
-        done,
-        lambda d: (
-            f"application {d['application']} amended (version {d['version']}):\n"
-            + "\n".join(f"  {k}: {v[0]!r} -> {v[1]!r}" for k, v in d["changes"].items())
-        ),
-    )

@@ -6,6 +6,7 @@ mobility, and a quality score (a number) in an application's evaluation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -123,26 +124,21 @@ _READERS = {
 def clean_text(name: str, text: str) -> str:
     """Free text as it may be stored: no control characters other than line breaks and tabs,
     no bidirectional-formatting characters (they make a text read differently than it is)."""
-    bad = next((c for c in text if _forbidden(c)), None)
+    bad = _FORBIDDEN.search(text)
     if bad is not None:
         raise InvalidInput(
-            f"{name}: contains the control or formatting character U+{ord(bad):04X}; use plain text"
+            f"{name}: contains the control or formatting character U+{ord(bad.group()):04X}; "
+            "use plain text"
         )
     return text
 
 
-def _forbidden(char: str) -> bool:
-    code = ord(char)
-    if char in "\n\t\r":
-        return False
-    return (
-        code < 0x20
-        or 0x7F <= code <= 0x9F
-        or 0x202A <= code <= 0x202E
-        or 0x2066 <= code <= 0x2069
-        or code in (0x200E, 0x200F, 0x061C, 0x2028, 0x2029)
-        or 0xD800 <= code <= 0xDFFF
-    )
+# C0 controls but tab, line feed and carriage return; DEL and the C1 controls; the bidirectional
+# embeddings, overrides, isolates and marks; the line and paragraph separators; lone surrogates.
+_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+    "\u200e\u200f\u061c\u2028\u2029\ud800-\udfff]"
+)
 
 
 def parse_fact(kind: str, name: str, raw: object) -> Any:

@@ -50,7 +50,7 @@ def ours(db: Database, ids: list[int]) -> float:
     return len(ids) / (time.perf_counter() - start)
 
 
-def raw(path: Path, ids: list[int], context: str) -> float:
+def raw(path: Path, ids: list[int], context: dict) -> float:
     conn = sqlite3.connect(path, isolation_level=None, timeout=60)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
@@ -133,13 +133,9 @@ def main() -> None:
         shutil.copy(ours_path, base_path)
         warm, pool = mobilities[:per], mobilities[per:]
         with Database(url) as db:
-            with db.transaction(write=False) as tx:
-                context = tx.scalar("SELECT 1")  # open the connection
             ours(db, warm[: per // 2])
             raw(base_path, warm[per // 2 :], {"warm": True})
-            sample = [m for m in pool[-2:]]
-            with db.transaction(write=False) as tx:
-                pass
+            sample = pool[-2:]
             ours(db, sample[:1])
             with db.transaction(write=False) as tx:
                 row = tx.row("SELECT context FROM outbox WHERE case_id = :id", {"id": sample[0]})

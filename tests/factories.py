@@ -141,10 +141,10 @@ def advance(
     )
 
 
-def walk(db: Database, done: Imported, steps: int) -> None:
-    """Play the first `steps` steps of the example's story."""
+def walk(db: Database, done: Imported, steps: int, start: int = 0) -> None:
+    """Play the example's story up to step `steps` (from step `start`, the first by default)."""
     ids = [done.application, *done.mobilities]
-    for index, trigger, actor, day, note, facts in STORY[:steps]:
+    for index, trigger, actor, day, note, facts in STORY[start:steps]:
         advance(db, ids[index], trigger, actor=actor, on=day, note=note, **facts)
 
 

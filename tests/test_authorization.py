@@ -256,6 +256,10 @@ def test_a_coordinator_is_not_offered_staff_triggers(db):
 def test_staff_are_offered_the_staff_triggers_with_the_facts_each_asks_for(db):
     done = import_doc(db)
     walk(db, done, step_of("submit"))
+    waiting = show_as(db, done.application, STAFF)
+    assert sorted(waiting["allowed_triggers"]) == ["evaluate", "reject", "request_changes"]
+    assert [w["trigger"] for w in waiting["waiting"]] == ["approve"]
+    walk(db, done, step_of("evaluate"), start=step_of("submit"))
     shown = show_as(db, done.application, STAFF)
     assert sorted(shown["allowed_triggers"]) == ["approve", "evaluate", "reject", "request_changes"]
     actions = offered(shown)

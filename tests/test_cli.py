@@ -581,16 +581,20 @@ def test_case_show_with_an_actor_lists_only_what_that_person_may_fire_and_the_fa
 ):
     vetpro("--today", "2027-01-15", "case", "advance", "1", "submit", "--actor", COORDINATOR)
     everyone = as_json(vetpro("case", "show", "1", "--json"))
-    assert everyone["allowed_triggers"] == [
-        "request_changes",
-        "evaluate",
-        "approve",
-        "reject",
-        "withdraw",
-    ]
+    assert everyone["allowed_triggers"] == ["request_changes", "evaluate", "reject", "withdraw"]
+    # Approval waits for an evaluation at the pass mark: not offered, and said why.
+    assert everyone["waiting"] == [
+        {"trigger": "approve", "reason": "needs an evaluation (evaluate) at or above the pass "
+         "mark (36 of 60)"}
+    ]  # fmt: skip
+    text = vetpro("case", "show", "1", "--actor", STAFF).stdout
+    assert "  waiting    approve needs an evaluation (evaluate) at or above" in text
 
+    vetpro("--today", "2027-02-10", "case", "advance", "1", "evaluate", "--actor", STAFF,
+           *scores(), "--note", "Clear objectives.")  # fmt: skip
     staff = as_json(vetpro("case", "show", "1", "--actor", STAFF, "--json"))
     assert staff["allowed_triggers"] == ["request_changes", "evaluate", "approve", "reject"]
+    assert staff["waiting"] == []
     asks = {a["trigger"]: a for a in staff["allowed"]}
     assert asks["evaluate"]["facts"] == [
         {"name": c, "shape": "a number", "required": True} for c in SCORES

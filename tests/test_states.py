@@ -512,12 +512,36 @@ def test_every_trigger_from_every_state_moves_as_the_spec_says_or_is_refused(
 )
 def test_a_refusal_names_what_the_person_may_do_now(kind: str, state: str, role: str) -> None:
     # 'fly' is no trigger at all: the refusal still says what this role may do instead.
-    message = refusal(kind, a_case(kind, state), "fly", given(kind, "submit"), role)
+    case = a_case(kind, state)
+    message = refusal(kind, case, "fly", given(kind, "submit", case), role)
     article = "an" if kind == "application" else "a"
     assert f"'fly' is not a trigger of {article} {kind}" in message
     assert allowed_now(message) == expected_allowed(kind, state, role)
     if role != "system" and expected_allowed(kind, state, role)[0] in ("mine", "others"):
         assert f"Allowed now for {ROLE_NAMES[role]}:" in message
+
+
+def test_a_step_that_waits_on_the_project_is_not_offered_and_says_what_it_waits_for() -> None:
+    # The coordinator may not start a mobility's preparation before the application's grant
+    # agreement: the refusal offers what can be done instead, not the step just refused.
+    mobility = a_mobility("approved")
+    waiting = project_of(mobility, "approved")
+    message = refusal(
+        "mobility", mobility, "start_preparation", given("mobility", "start_preparation", mobility,
+        project=waiting), "coordinator",
+    )  # fmt: skip
+    assert "needs application 1 in preparation or later" in message
+    assert message.endswith("Allowed now for the coordinator: record_preparation, cancel.")
+    # Approve waits for an evaluation at the pass mark; with nothing else left, it says so.
+    unevaluated = an_application("submitted", facts={})
+    message = refusal("application", unevaluated, "close", role="staff")
+    assert message.endswith("Allowed now for NA staff: request_changes, evaluate, reject.")
+    finished = an_application("dissemination", mobilities=(a_mobility("validation"),))
+    message = refusal("application", finished, "approve", role="staff")
+    assert message.endswith(
+        "Allowed now for NA staff: nothing (close needs every mobility completed or cancelled "
+        "(open: 11))."
+    )
 
 
 @pytest.mark.parametrize(
@@ -609,11 +633,13 @@ def test_only_the_roles_the_spec_names_may_fire_a_trigger(
 ) -> None:
     d = DEFINITIONS[kind]
     source = next(s for (s, t) in MOVES[kind] if t == trigger)
+    case = a_case(kind, source)
+    g = given(kind, trigger, case)
     if role in WHO[kind][trigger]:
-        assert possible_step(d, 5, source, trigger, role).trigger == trigger
+        assert possible_step(d, case, trigger, role, g).trigger == trigger
         return
     with pytest.raises(NotAllowed) as refused:
-        possible_step(d, 5, source, trigger, role)
+        possible_step(d, case, trigger, role, g)
     message = str(refused.value)
     assert f"'{trigger}'" in message
     assert f"not by {ROLE_NAMES[role]}" in message

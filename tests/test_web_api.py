@@ -44,7 +44,8 @@ def test_a_case_has_the_keys_of_vetpro_case_show_json(db) -> None:
             k: v for k, v in from_cli.items() if k not in ("allowed", "allowed_triggers")
         }
     application = client_for(db, STAFF).get(f"/api/cases/{world.ours.application}").json()
-    assert application["allowed_triggers"] == ["request_changes", "evaluate", "approve", "reject"]
+    assert application["allowed_triggers"] == ["request_changes", "evaluate", "reject"]
+    assert [w["trigger"] for w in application["waiting"]] == ["approve"]
     mine = client_for(db, COORDINATOR).get(f"/api/cases/{world.ours.application}").json()
     assert mine["allowed_triggers"] == ["withdraw"]
 

@@ -91,6 +91,16 @@ def test_the_case_page_shows_facts_history_mobilities_mail_and_the_diagram(db) -
     )
 
 
+def test_a_step_waiting_for_the_project_has_no_form_and_says_what_it_waits_for(db) -> None:
+    world = agency(db, steps=step_of("approve"))  # approved, the grant agreement not yet signed
+    page = signed_in(app_on(db, today=date(2027, 3, 1)), COORDINATOR)
+    response = page.get(f"/cases/{world.ours.mobilities[0]}")
+    shown = text(response)
+    assert 'id="action-start_preparation"' not in response.text
+    assert 'id="action-record_preparation"' in response.text
+    assert "Waiting start preparation needs application 1 in preparation or later" in shown
+
+
 def test_an_action_posted_from_the_case_page_moves_the_case(db) -> None:
     world = agency(db, steps=step_of("evaluate"))
     page = signed_in(app_on(db), STAFF)

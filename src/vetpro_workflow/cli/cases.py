@@ -100,6 +100,7 @@ def _case_text(c: dict[str, Any]) -> str:
     ]
     actions = c["allowed"]
     lines.append("  allowed    " + ("; ".join(_action(a) for a in actions) if actions else "-"))
+    lines += [f"  waiting    {w['trigger']} {w['reason']}" for w in c.get("waiting", [])]
     if c["facts"]:
         lines.append("  facts      " + shown_facts(c["facts"]))
     if c.get("stay_note"):

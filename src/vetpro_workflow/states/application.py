@@ -253,4 +253,12 @@ DEFINITION = Definition(
         "evaluate": evaluation.evaluated,
         "request_changes": _changes_requested,
     },
+    waits=frozenset(
+        {
+            "has_mobility",
+            "evaluated_to_pass_mark",
+            "mobilities_finished",
+            "participant_reports_received",
+        }
+    ),
 )

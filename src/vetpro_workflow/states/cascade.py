@@ -197,7 +197,8 @@ def decide(
     """The whole of a move: the case's own step, what it carries and what follows, and mail."""
     subject = in_scope(project, case_id, actor)
     flow = definition(subject.kind)
-    step = possible_step(flow, case_id, subject.state, trigger, actor.role)
+    stored = Given(facts=subject.facts, note=None, today=today, now=now, project=project)
+    step = possible_step(flow, subject, trigger, actor.role, stored)
     typed = parse_facts(subject.kind, trigger, step.accepted_facts, facts or {})
     note = checked_note(note)
     move = _Move(project=project, today=today, now=now)

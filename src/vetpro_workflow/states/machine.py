@@ -68,6 +68,9 @@ class Definition:
     transitions: Sequence[Mapping[str, Any]]
     guards: Mapping[str, Guard]
     records: Mapping[str, Recorder] = field(default_factory=dict)
+    # The guards that look only at what is stored (the case and its project), never at what comes
+    # with the trigger: while one fails, its step waits and is not offered to anyone.
+    waits: frozenset[str] = frozenset()
     _steps: dict[str, Step] = field(init=False, repr=False)
     _machine: Machine | None = field(default=None, init=False, repr=False)
     _available: dict[tuple[str, str | None], list[Step]] = field(
@@ -93,6 +96,10 @@ class Definition:
             if step.trigger in self._steps or unknown or bad:
                 raise ValueError(f"bad {self.kind} transition {t!r}")
             self._steps[step.trigger] = step
+        if not self.waits <= set(self.guards):
+            raise ValueError(
+                f"unknown {self.kind} guards in waits: {self.waits - set(self.guards)}"
+            )
 
     @property
     def label(self) -> str:
@@ -130,6 +137,13 @@ class Definition:
                 or (role is not None and role in self._steps[trigger].who)
             ]
         return list(self._available[key])
+
+    def waiting(self, step: Step, subject: Any, given: Given) -> str | None:
+        """Why a step waits for something stored to change (None: it does not wait)."""
+        for name in step.conditions:
+            if name in self.waits and (reason := self.guards[name](subject, given)):
+                return reason
+        return None
 
     def machine(self) -> Machine:
         """The one shared Machine of this kind, built on first use."""
@@ -240,12 +254,21 @@ def refusals(step: Step, definition: Definition, subject: Any, given: Given) -> 
     return reasons
 
 
-def allowed_text(definition: Definition, state: str, role: str) -> str:
-    """What a person of a role may fire from a state, said for a refusal."""
-    mine = [s.trigger for s in definition.available(state, role)]
+def allowed_text(
+    definition: Definition, state: str, role: str, stored: tuple[Any, Given] | None = None
+) -> str:
+    """What a person of a role may fire from a state, said for a refusal; with the case and what
+    is stored about it, without the steps that wait for something else to change."""
+    mine = definition.available(state, role)
+    waiting = {}
+    if stored is not None:
+        waiting = {s.trigger: r for s in mine if (r := definition.waiting(s, *stored))}
+    ready = [s.trigger for s in mine if s.trigger not in waiting]
     who = "" if role == "system" else f" for {ROLE_NAMES[role]}"
-    if mine:
-        return f"Allowed now{who}: {', '.join(mine)}."
+    if ready:
+        return f"Allowed now{who}: {', '.join(ready)}."
+    if waiting:
+        return f"Allowed now{who}: nothing ({'; '.join(f'{t} {r}' for t, r in waiting.items())})."
     others = [s.trigger for s in definition.available(state)]
     if others:
         return f"Allowed now{who}: nothing (others may: {', '.join(others)})."
@@ -256,35 +279,36 @@ def allowed_text(definition: Definition, state: str, role: str) -> str:
 
 
 def possible_step(
-    definition: Definition, case_id: int, state: str, trigger: str, role: str
+    definition: Definition, subject: Any, trigger: str, role: str, given: Given
 ) -> Step:
-    """The step a trigger names, if the kind has it, it is possible from the state and the
+    """The step a trigger names, if the kind has it, it is possible from the case's state and the
     role may fire it."""
-    name = f"{definition.label} {case_id}"
+    state = subject.state
+    name = f"{definition.label} {subject.id}"
     step = definition.step(trigger)
     article = "an" if definition.kind[0] in "aeiou" else "a"
     if step is None:
         raise TransitionRefused(
             f"{name} is in '{state}'; '{trigger}' is not a trigger of {article} "
-            f"{definition.kind}. {allowed_text(definition, state, role)}"
+            f"{definition.kind}. {allowed_text(definition, state, role, (subject, given))}"
         )
     if role not in step.who:
         who = " or ".join(ROLE_NAMES[r] for r in step.who)
         raise NotAllowed(
             f"'{trigger}' on {article} {definition.kind} is fired by {who}, not by "
-            f"{ROLE_NAMES[role]}. {allowed_text(definition, state, role)}"
+            f"{ROLE_NAMES[role]}. {allowed_text(definition, state, role, (subject, given))}"
         )
     if state not in step.sources:
         raise TransitionRefused(
             f"{name} is in '{state}'; '{trigger}' is only possible from "
-            f"{', '.join(step.sources)}. {allowed_text(definition, state, role)}"
+            f"{', '.join(step.sources)}. {allowed_text(definition, state, role, (subject, given))}"
         )
     return step
 
 
 def fire(definition: Definition, subject: Any, trigger: str, given: Given, role: str) -> str:
     """Move a snapshot by a trigger through the shared Machine; the new state, or a refusal."""
-    possible_step(definition, subject.id, subject.state, trigger, role)
+    possible_step(definition, subject, trigger, role, given)
     workflow = _bound(definition)
     workflow.bind(subject, given)
     try:
@@ -295,6 +319,7 @@ def fire(definition: Definition, subject: Any, trigger: str, given: Given, role:
     if not moved:
         raise TransitionRefused(
             f"{definition.label} {subject.id} is in '{subject.state}'; '{trigger}' "
-            f"{'; '.join(reasons)}. {allowed_text(definition, subject.state, role)}"
+            f"{'; '.join(reasons)}. "
+            + allowed_text(definition, subject.state, role, (subject, given))
         )
     return dest

@@ -213,4 +213,5 @@ DEFINITION = Definition(
         )
     },
     records={"return_home": _returned, "interrupt": _returned},
+    waits=frozenset({"application_under_way"}),
 )

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..clock import real_now
 from ..errors import NotFound
 from ..states.actors import Actor
 from ..states.calendar import business_day
 from ..states.facts import to_json
-from ..states.snapshots import ApplicationSnapshot, MobilitySnapshot, Snapshot
+from ..states.snapshots import ApplicationSnapshot, Given, MobilitySnapshot, Snapshot
 from ..states.steps import next_step
 from ..states.workflows import definition
 from .database import Tx
@@ -20,19 +21,27 @@ from .snapshots import load_project_of
 
 def allowed(
     case: Snapshot, project: ApplicationSnapshot, actor: Actor | None
-) -> list[dict[str, Any]]:
-    """The triggers a person may fire on a case now, each with the facts it asks for.
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The triggers a person may fire on a case now, each with the facts it asks for, and those
+    of theirs that wait for something else to change first, each with what it waits for.
 
     Without a person: what anyone may fire. A coordinator of another organisation may fire
     nothing.
     """
     flow = definition(case.kind)
     if actor is not None and not actor.may_act_for(project.organisation_id):
-        return []
-    steps = flow.available(case.state, actor.role if actor else None)
-    return [
-        {"trigger": s.trigger, "who": list(s.who), "facts": s.asks(), "note": s.note} for s in steps
-    ]
+        return [], []
+    now = real_now()  # the guards that make a step wait read the store, not the day
+    stored = Given(facts=case.facts, note=None, today=business_day(now), now=now, project=project)
+    ready, waiting = [], []
+    for s in flow.available(case.state, actor.role if actor else None):
+        if reason := flow.waiting(s, case, stored):
+            waiting.append({"trigger": s.trigger, "reason": reason})
+        else:
+            ready.append(
+                {"trigger": s.trigger, "who": list(s.who), "facts": s.asks(), "note": s.note}
+            )
+    return ready, waiting
 
 
 def case_object(
@@ -40,7 +49,7 @@ def case_object(
 ) -> dict[str, Any]:
     """A case as people and scripts see it: state, version, what may be done and what is next."""
     step = next_step(project, case)
-    actions = allowed(case, project, actor)
+    actions, waiting = allowed(case, project, actor)
     common: dict[str, Any] = {
         "id": case.id,
         "kind": case.kind,
@@ -49,6 +58,7 @@ def case_object(
         "title": project.title if case.kind == "application" else case.title,
         "allowed_triggers": [a["trigger"] for a in actions],
         "allowed": actions,
+        "waiting": waiting,
         "next_step": step.text,
         "next_step_by": step.who,
         "next_step_due": step.due.isoformat() if step.due else None,

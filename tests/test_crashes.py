@@ -1,8 +1,9 @@
 """The sweep and the dispatcher killed (SIGKILL) mid-run, again and again, then run to the end:
 every due reminder exists exactly once and every mail reached the SMTP server.
 
-Both run as real `vetpro` processes on a real SQLite store holding a few hundred projects, and
-the dispatcher sends to the project's real aiosmtpd sink. A kill is never timed by the clock:
+Both run as real `vetpro` processes on a real SQLite store holding a few hundred projects (the
+dispatcher on PostgreSQL too), and the dispatcher sends to the project's real aiosmtpd sink. A
+kill is never timed by the clock:
 - the sweep is killed once the store shows it at work (its lease taken, and so many rows
   written), either while the test holds the store's write lock (so it cannot have finished), or
   the moment it is seen inside a write transaction (so that transaction dies half written);
@@ -35,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from conftest import fresh_sqlite
+from conftest import fresh_sqlite, postgres_url
 from factories import COORDINATOR, SCORES, STAFF, STAFF_MAIL, document, ensure_agency
 from vetpro_workflow import sweeps
 from vetpro_workflow.cases import advance_each
@@ -172,14 +173,15 @@ def copy_of(store: Path, folder: Path) -> Path:
     return target
 
 
-def url_of(store: Path) -> str:
-    return f"sqlite:///{store}"
+def url_of(store: Path | str) -> str:
+    """A store's URL: a SQLite file's, or the URL itself (PostgreSQL)."""
+    return store if isinstance(store, str) else f"sqlite:///{store}"
 
 
 # --- real processes ------------------------------------------------------------------------------
 
 
-def environment(store: Path, **settings: Any) -> dict[str, str]:
+def environment(store: Path | str, **settings: Any) -> dict[str, str]:
     """The whole environment of a `vetpro` process on a store (no other VETPRO_* or Prefect)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VETPRO_", "PREFECT_API"))}
     return env | {
@@ -189,7 +191,7 @@ def environment(store: Path, **settings: Any) -> dict[str, str]:
     }
 
 
-def start(store: Path, *args: str, **settings: Any) -> subprocess.Popen[bytes]:
+def start(store: Path | str, *args: str, **settings: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(VETPRO), *args],
         env=environment(store, **settings),
@@ -203,7 +205,7 @@ def finish(child: subprocess.Popen[bytes]) -> tuple[int, str, str]:
     return child.returncode, out.decode(), err.decode()
 
 
-def run_to_the_end(store: Path, *args: str, **settings: Any) -> dict[str, Any]:
+def run_to_the_end(store: Path | str, *args: str, **settings: Any) -> dict[str, Any]:
     code, out, err = finish(start(store, *args, "--json", **settings))
     assert code == 0, err
     assert "Traceback" not in err
@@ -221,7 +223,7 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 # --- what a store holds --------------------------------------------------------------------------
 
 
-def read(store: Path, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def read(store: Path | str, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with Database(url_of(store)) as db, db.transaction(write=False) as tx:
         return tx.rows(sql, params or {})
 
@@ -467,10 +469,16 @@ def _gone(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_dispatcher_killed_twenty_times_mid_run_then_run_to_the_end_delivers_every_mail(
-    busy_store, tmp_path
+    backend, busy_store, tmp_path
 ):
-    store = copy_of(busy_store, tmp_path / "mail")
+    store: Path | str
+    if backend == "sqlite":
+        store = copy_of(busy_store, tmp_path / "mail")
+    else:  # the same month of work filed on PostgreSQL, where the claims use SKIP LOCKED
+        store = postgres_url()
+        _fill(store)
     rows = read(store, "SELECT id, key, created_at, recipient FROM outbox ORDER BY id")
     assert len(rows) > 1000
     message_of = {r["id"]: message_id(r, MAIL_FROM) for r in rows}

@@ -156,6 +156,49 @@ def _message_id(raw: bytes) -> str:
     return found.group(1).decode()
 
 
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a plan (EXPLAIN's JSON), depth first."""
+    return [plan, *(n for child in plan.get("Plans", ()) for n in _nodes(child))]
+
+
+def test_a_claim_locks_its_batch_once_even_when_the_statistics_predate_a_burst_of_mail():
+    # Statistics taken while the outbox was empty but large on disk (as `ANALYZE` after an
+    # import leaves them), then 10,000 mails queued at once: the claim must still pick and lock
+    # its batch once. As `id IN (… FOR UPDATE SKIP LOCKED)` PostgreSQL planned a semi-join that
+    # ran the locking subquery again for every row: four dispatchers spun for minutes.
+    with Database(postgres_url()) as db:
+        done = import_doc(db)
+        walk(db, done, 1)
+
+        def burst(tx: Any, name: str) -> None:
+            notices = [
+                Notice(f"{name}:{n}", done.application, "receipt", f"c{n}@school.example", {})
+                for n in range(10_000)
+            ]
+            outbox.enqueue(tx, notices, now=real_now())
+
+        with db.transaction() as tx:
+            burst(tx, "earlier")
+        with db.transaction() as tx:
+            tx.execute("DELETE FROM outbox")
+        with db.transaction() as tx:
+            tx.execute("ANALYZE outbox")
+        with db.transaction() as tx:
+            burst(tx, "burst")
+        with db.transaction() as tx:
+            tx.execute("SET LOCAL statement_timeout = '120s'")  # a regression fails, not hangs
+            (explained,) = tx.scalars(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + outbox.claim_statement("postgresql"),
+                {"by": "test:1:1", "until": real_now(), "now": real_now(), "size": 50},
+            )
+            claimed = tx.scalar("SELECT count(*) FROM outbox WHERE claimed_by = 'test:1:1'")
+    plan = (json.loads(explained) if isinstance(explained, str) else explained)[0]["Plan"]
+    locking = [n for n in _nodes(plan) if n["Node Type"] == "LockRows"]
+    assert [n["Actual Loops"] for n in locking] == [1], plan
+    assert locking[0]["Actual Rows"] == 50
+    assert claimed == 50
+
+
 def test_four_dispatchers_draining_ten_thousand_mails_deliver_each_exactly_once():
     url = postgres_url()
     with Database(url) as db:

@@ -143,6 +143,41 @@ def test_every_page_and_answer_carries_the_security_headers(db) -> None:
     assert "strict-transport-security" not in client.get("/sign-in").headers
 
 
+def test_head_is_answered_as_get_without_the_body(db) -> None:
+    agency(db)
+    client = TestClient(app_on(db))
+    got, head = client.get("/sign-in"), client.head("/sign-in")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["content-security-policy"] == got.headers["content-security-policy"]
+    assert client.head("/api/cases").status_code == 401
+
+
+def test_an_unexpected_error_is_a_500_with_the_security_headers_and_is_logged(
+    sqlite_url, caplog
+) -> None:
+    with Database(sqlite_url) as db:
+        agency(db)
+        client = signed_in(app_on(db), STAFF)
+        token = api_token(db, STAFF)
+        with db.transaction() as tx:
+            tx.execute("DROP TABLE outbox")  # a damaged store: every read of the mail fails
+        page = client.get("/")
+        answer = client.get("/api/cases/1", headers=token)
+    assert page.status_code == 500
+    assert "something went wrong on our side; the error is logged" in page.text
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["detail"] == "something went wrong on our side; the error is logged"
+    for response in (page, answer):
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+        assert "Traceback" not in response.text and "outbox" not in response.text
+    assert "unexpected error answering GET /" in caplog.text
+    assert "no such table: outbox" in caplog.text
+
+
 def test_the_session_cookie_is_http_only_and_same_site_and_secure_over_https(db) -> None:
     agency(db)
     plain = TestClient(app_on(db)).get("/sign-in").headers["set-cookie"].lower()

@@ -109,16 +109,28 @@ def release_dead_claims(tx: Tx) -> int:
 
 def claim(tx: Tx, *, now: datetime, size: int, by: str, lease: timedelta = LEASE) -> list[Letter]:
     """Claim up to `size` due rows for one sender, oldest first, for a lease from now on."""
-    # PostgreSQL skips the rows another sender is claiming at this moment instead of waiting for
-    # them only to find them taken; SQLite writers already follow one another.
-    skip = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
     rows = tx.rows(
-        f"UPDATE outbox SET claimed_by = :by, claimed_until = :until WHERE id IN "
-        f"(SELECT id FROM outbox WHERE {_DUE} ORDER BY next_attempt_at, id LIMIT :size{skip}) "
-        f"RETURNING {_LETTER}",
+        claim_statement(tx.dialect),
         {"by": by, "until": now + lease, "now": now, "size": size},
     )
     return sorted((Letter(**row) for row in rows), key=lambda letter: letter.id)
+
+
+def claim_statement(dialect: str) -> str:
+    """The one statement that claims a batch (parameters: by, until, now, size)."""
+    picked = f"SELECT id FROM outbox WHERE {_DUE} ORDER BY next_attempt_at, id LIMIT :size"
+    if dialect == "postgresql":
+        # Skip the rows another sender is claiming at this moment instead of waiting for them
+        # only to find them taken. The ids are picked once (an ARRAY is an init plan): as
+        # `id IN (…)`, a planner that believed the table nearly empty (statistics from before a
+        # burst of mail) ran the locking subquery again for every row, for minutes.
+        which = f"id = ANY(ARRAY({picked} FOR UPDATE SKIP LOCKED))"
+    else:  # SQLite writers already follow one another; IN reads the subquery once
+        which = f"id IN ({picked})"
+    return (
+        f"UPDATE outbox SET claimed_by = :by, claimed_until = :until WHERE {which} "
+        f"RETURNING {_LETTER}"
+    )
 
 
 def renew(tx: Tx, *, by: str, now: datetime, lease: timedelta = LEASE) -> int:

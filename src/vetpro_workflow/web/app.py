@@ -72,4 +72,5 @@ def create_app(
         https_only=space.secure,
     )
     app.add_middleware(SecurityHeaders, https=space.secure)
+    app.add_middleware(problems.HeadAsGet)
     return app

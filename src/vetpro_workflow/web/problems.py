@@ -8,6 +8,7 @@ Every `VetproError` carries its status (`http_status`): 400 bad request, 401 no 
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import VetproError
 from ..states.cascade import OutOfScope
@@ -25,6 +27,7 @@ from .security import SignInRequired
 from .templating import render
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 def is_api(request: Request) -> bool:
@@ -81,8 +84,54 @@ def _sign_in(request: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
 
 
-def _unexpected(request: Request, exc: Exception) -> Response:
-    return problem(request, 500, "something went wrong on our side; the error is logged")
+class Unexpected:
+    """Answers an unexpected error with a 500 page or problem, logged, from inside the other
+    middleware, so that the answer carries the security headers like every other (Starlette
+    answers errors outside all middleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("unexpected error answering %s %s", scope["method"], scope["path"])
+            if started:  # half an answer went out: the connection can only be dropped
+                raise
+            detail = "something went wrong on our side; the error is logged"
+            await problem(Request(scope), 500, detail)(scope, receive, send)
+
+
+class HeadAsGet:
+    """Answers HEAD as GET without the body (FastAPI's routes take GET only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headless(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headless)
 
 
 def install(app: FastAPI) -> None:
@@ -92,7 +141,7 @@ def install(app: FastAPI) -> None:
         RequestValidationError: _validation,
         HTTPException: _http,
         SignInRequired: _sign_in,
-        Exception: _unexpected,
     }
     for kind, handler in handlers.items():
         app.add_exception_handler(kind, handler)
+    app.add_middleware(Unexpected)

@@ -6,11 +6,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from vetpro_workflow.store import schema
-from vetpro_workflow.store.database import Database
+from vetpro_workflow.store.database import Database, Tx
 
 POSTGRES_URL = os.environ.get(
     "VETPRO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -37,12 +38,30 @@ def _empty(db: Database) -> None:
             tx.execute(f'ALTER SEQUENCE "{sequence}" RESTART')
 
 
+def _left_behind(tx: Tx) -> list[str]:
+    """The schemas of test runs on this machine whose process no longer runs (none when the
+    server is on another machine, whose runs this one cannot see)."""
+    if urlsplit(POSTGRES_URL).hostname not in ("127.0.0.1", "localhost", "::1", None):
+        return []
+    left = []
+    for name in tx.scalars(
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p",
+        {"p": "vetpro\\_test\\_%"},
+    ):
+        pid = name.removeprefix("vetpro_test_").split("_")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            left.append(name)
+    return left
+
+
 def _postgres_reachable() -> str | None:
     """None when PostgreSQL answers, else why not (checked once per session)."""
     if not _postgres_error:
         try:
             with Database(POSTGRES_URL) as db, db.transaction() as tx:
                 tx.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+                for left in _left_behind(tx):  # by test runs of this machine that were killed
+                    tx.execute(f"DROP SCHEMA IF EXISTS {left} CASCADE")
                 tx.execute(f"CREATE SCHEMA {SCHEMA}")
             _postgres_error.append("")
         except Exception as exc:  # any failure to connect means: no PostgreSQL here

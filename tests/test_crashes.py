@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from conftest import fresh_sqlite, postgres_url
+from conftest import POSTGRES_URL, SCHEMA, fresh_sqlite, postgres_url
 from factories import COORDINATOR, SCORES, STAFF, STAFF_MAIL, document, ensure_agency
 from vetpro_workflow import sweeps
 from vetpro_workflow.cases import advance_each
@@ -428,6 +428,113 @@ def test_a_sweep_killed_twenty_times_then_run_to_the_end_leaves_what_one_uninter
     for r in returned:
         assert mail[(r["case_id"], "participant_report_request")] == 1
         assert mail[(r["case_id"], "return_recorded")] == 1
+
+
+# --- the sweep on PostgreSQL ----------------------------------------------------------------------
+
+CHILD_APP = "vetpro-crash-test"  # the application_name of the killed processes' connections
+PG_KILLS = 10
+
+
+def pg_copy(name: str) -> str:
+    """A copy of this run's PostgreSQL store in a schema of its own; its URL, on which the
+    processes' connections carry CHILD_APP."""
+    target = f"{SCHEMA}_{name}"
+    with Database(POSTGRES_URL) as db, db.transaction() as tx:
+        tx.execute(f"DROP SCHEMA IF EXISTS {target} CASCADE")
+        tx.execute(f"CREATE SCHEMA {target}")
+        for table in tx.scalars(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = :s AND table_type = 'BASE TABLE'",
+            {"s": SCHEMA},
+        ):
+            tx.execute(f'CREATE TABLE {target}."{table}" (LIKE {SCHEMA}."{table}" INCLUDING ALL)')
+            tx.execute(f'INSERT INTO {target}."{table}" SELECT * FROM {SCHEMA}."{table}"')
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{target}&application_name={CHILD_APP}"
+
+
+def drop_copies() -> None:
+    with Database(POSTGRES_URL) as db, db.transaction() as tx:
+        for schema in tx.scalars(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p",
+            {"p": f"{SCHEMA}\\_%"},
+        ):
+            tx.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def pg_progress(db: Database) -> tuple[int, str | None]:
+    """Rows the sweep wrote (history and outbox), and who holds the sweep's lease."""
+    with db.transaction(write=False) as tx:
+        written = tx.scalar("SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM history)")
+        holder = tx.scalar("SELECT holder FROM lease WHERE name = 'sweep'")
+    return int(written), holder
+
+
+def pg_writing(db: Database) -> bool:
+    """Whether a killed-to-be process is inside a transaction that has written (has an xid)."""
+    with db.transaction(write=False) as tx:
+        return bool(
+            tx.scalar(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = :app AND backend_xid IS NOT NULL",
+                {"app": CHILD_APP},
+            )
+        )
+
+
+def pg_sweep_killed(url: str, threshold: int, base: int, mid_write: bool) -> bool:
+    """Start a sweep of DAY and kill it once it has written `threshold` rows (beyond `base`),
+    then, with `mid_write`, the moment it is seen inside a write; whether the kill landed."""
+    probe = Database(url.replace(CHILD_APP, "vetpro-crash-probe"), pool_size=1)
+    try:
+        child = start(url, "sweep", "--today", DAY.isoformat(), "--json")
+        me = f"{socket.gethostname()}:{child.pid}"
+
+        def at_work() -> bool:
+            written, holder = pg_progress(probe)
+            return holder == me and written - base >= threshold
+
+        wait_until(lambda: child.poll() is not None or at_work(), f"{threshold} rows written")
+        if mid_write:
+            wait_until(lambda: child.poll() is not None or pg_writing(probe), "the sweep writes")
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        code, _, err = finish(child)
+    finally:
+        probe.close()
+    assert code in (-signal.SIGKILL, 0), err
+    assert "Traceback" not in err
+    return code == -signal.SIGKILL
+
+
+def test_a_sweep_killed_on_postgresql_then_run_to_the_end_leaves_what_one_uninterrupted_does():
+    _fill(postgres_url())
+    try:
+        reference = pg_copy("reference")
+        with Database(reference) as db:
+            base, _ = pg_progress(db)
+        uninterrupted = run_to_the_end(reference, "sweep", "--today", DAY.isoformat())
+        assert uninterrupted["busy"] is None and uninterrupted["reminders"] > 300
+        with Database(reference) as db:
+            total = pg_progress(db)[0] - base
+        expected = outcome(reference)
+        rng = random.Random(20271101)
+        kills = 0
+        for trial in range(PG_KILLS // 2):  # two kills a trial, the second further on
+            store = pg_copy(f"trial{trial}")
+            done = 0
+            for _ in range(2):
+                threshold = done + int((total - done) * rng.uniform(0, 0.8))
+                kills += pg_sweep_killed(store, threshold, base, mid_write=rng.random() < 0.5)
+                with Database(store) as db:
+                    done = pg_progress(db)[0] - base
+            finished = run_to_the_end(store, "sweep", "--today", DAY.isoformat())
+            assert finished["busy"] is None  # the killed sweeps' lease was taken over at once
+            assert outcome(store) == expected, f"trial {trial}"
+        assert kills >= PG_KILLS // 2  # most land mid-run; a sweep that finished first is fine
+        assert set(reminders(reference).values()) == {1}
+    finally:
+        drop_copies()
 
 
 # --- the dispatcher ------------------------------------------------------------------------------

@@ -8,10 +8,7 @@ depends on the wall clock; nothing here asserts how long anything took.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import queue
 import threading
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
@@ -40,6 +37,7 @@ from vetpro_workflow.states.actors import SYSTEM
 from vetpro_workflow.states.cascade import rederive
 from vetpro_workflow.store import snapshots, users
 from vetpro_workflow.store.database import Database
+from workers import in_processes
 
 WORKERS = 8
 DECISION_DAY = date(2027, 2, 20)
@@ -76,67 +74,6 @@ def _in_threads(work: Callable[[], Any], count: int = WORKERS) -> list[Any]:
     errors = [r for r in results if isinstance(r, Exception)]
     assert not errors, errors
     return results
-
-
-def _child(index: int, work: Callable[..., Any], args: tuple, go: Any, events: Any) -> None:
-    """A spawned process: run `work(*args, ready=...)` and report what it returned."""
-
-    def ready() -> None:
-        events.put(("ready", index, None))
-        go.wait(PATIENCE)
-
-    try:
-        events.put(("done", index, work(*args, ready=ready)))
-    except BaseException:
-        events.put(("error", index, traceback.format_exc()))
-
-
-def _in_processes(jobs: list[tuple[Callable[..., Any], tuple]]) -> list[Any]:
-    """Run each job in a spawned process; all start working once all are ready."""
-    ctx = multiprocessing.get_context("spawn")
-    go, events = ctx.Event(), ctx.Queue()
-    processes = [
-        ctx.Process(target=_child, args=(i, work, args, go, events), daemon=True)
-        for i, (work, args) in enumerate(jobs)
-    ]
-    for p in processes:
-        p.start()
-    ready: set[int] = set()
-    results: dict[int, Any] = {}
-    errors: dict[int, str] = {}
-    idle = 0
-    try:
-        while len(results) + len(errors) < len(jobs):
-            if len(ready | results.keys() | errors.keys()) == len(jobs):
-                go.set()
-            try:
-                kind, index, value = events.get(timeout=1)
-                idle = 0
-            except queue.Empty:
-                idle += 1
-                gone = [
-                    i
-                    for i, p in enumerate(processes)
-                    if not p.is_alive() and i not in results and i not in errors
-                ]
-                # A process that died without a word (its last message had time to arrive).
-                assert not (gone and idle > 30), f"worker(s) {gone} died without reporting"
-                assert idle < PATIENCE, "the workers stopped reporting"
-                continue
-            if kind == "ready":
-                ready.add(index)
-            elif kind == "done":
-                results[index] = value
-            else:
-                errors[index] = value
-    finally:
-        go.set()
-        for p in processes:
-            p.join(PATIENCE)
-            if p.is_alive():
-                p.terminate()
-    assert not errors, "\n".join(errors.values())
-    return [results[i] for i in range(len(jobs))]
 
 
 # --- eight people, one move -----------------------------------------------------------------------
@@ -207,7 +144,7 @@ def test_eight_threads_approving_at_once_yield_one_move(db, if_version):
 def test_eight_processes_approving_at_once_yield_one_move(store_url):
     with Database(store_url) as db:
         app, mobilities, _ = _evaluated(db)
-        outcomes = _in_processes([(_approve_in_process, (store_url, app, None))] * WORKERS)
+        outcomes = in_processes([(_approve_in_process, (store_url, app, None))] * WORKERS)
         _one_approval(db, app, mobilities, outcomes)
 
 
@@ -381,7 +318,7 @@ def test_the_last_mobilities_of_200_projects_moved_at_once_leave_every_project_i
             expected_history.update((app, t) for t in follows)
             expected_mail.update((app, k) for k in mail)
 
-        outcomes = _in_processes([(_last_moves, (store_url, share)) for share in shares])
+        outcomes = in_processes([(_last_moves, (store_url, share)) for share in shares])
 
         turned_away = [o for share in outcomes for o in share if o[2] != "moved"]
         assert not turned_away, turned_away[:5]

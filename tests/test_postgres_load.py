@@ -13,10 +13,7 @@ Event, never the clock); nothing here asserts how long anything took. What must 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import queue
 import re
-import traceback
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
@@ -51,6 +48,7 @@ from vetpro_workflow.states.cascade import rederive
 from vetpro_workflow.states.notices import Notice
 from vetpro_workflow.store import snapshots, users
 from vetpro_workflow.store.database import Database
+from workers import in_processes
 
 pytestmark = pytest.mark.postgres
 
@@ -60,70 +58,6 @@ PROJECTS = 3_334  # an application and two mobilities each: 10,002 cases
 MOVERS = 8
 RACE_DAY = date(2027, 9, 6)  # the first departure of the example
 PATIENCE = 900  # seconds a silent worker is given before the test gives up on it (never a delay)
-
-
-# --- running workers together ---------------------------------------------------------------------
-
-
-def _child(index: int, work: Callable[..., Any], args: tuple, go: Any, events: Any) -> None:
-    """A spawned process: run `work(*args, ready=...)` and report what it returned."""
-
-    def ready() -> None:
-        events.put(("ready", index, None))
-        go.wait(PATIENCE)
-
-    try:
-        events.put(("done", index, work(*args, ready=ready)))
-    except BaseException:
-        events.put(("error", index, traceback.format_exc()))
-
-
-def in_processes(jobs: list[tuple[Callable[..., Any], tuple]]) -> list[Any]:
-    """Run each job in a spawned process; all start working once all are connected."""
-    ctx = multiprocessing.get_context("spawn")
-    go, events = ctx.Event(), ctx.Queue()
-    processes = [
-        ctx.Process(target=_child, args=(i, work, args, go, events), daemon=True)
-        for i, (work, args) in enumerate(jobs)
-    ]
-    for p in processes:
-        p.start()
-    ready: set[int] = set()
-    results: dict[int, Any] = {}
-    errors: dict[int, str] = {}
-    idle = 0
-    try:
-        while len(results) + len(errors) < len(jobs):
-            if len(ready | results.keys() | errors.keys()) == len(jobs):
-                go.set()
-            try:
-                kind, index, value = events.get(timeout=1)
-                idle = 0
-            except queue.Empty:
-                idle += 1
-                gone = [
-                    i
-                    for i, p in enumerate(processes)
-                    if not p.is_alive() and i not in results and i not in errors
-                ]
-                # A process that died without a word (its last message had time to arrive).
-                assert not (gone and idle > 30), f"worker(s) {gone} died without reporting"
-                assert idle < PATIENCE, "the workers stopped reporting"
-                continue
-            if kind == "ready":
-                ready.add(index)
-            elif kind == "done":
-                results[index] = value
-            else:
-                errors[index] = value
-    finally:
-        go.set()
-        for p in processes:
-            p.join(PATIENCE)
-            if p.is_alive():
-                p.terminate()
-    assert not errors, "\n".join(errors.values())
-    return [results[i] for i in range(len(jobs))]
 
 
 # --- four dispatchers, 10,000 mails ------------------------------------------------------------

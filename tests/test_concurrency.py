@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from factories import (
     SCORES,
     STAFF,
     STAFF_MAIL,
+    document,
     ensure_agency,
     example,
     import_doc,
@@ -350,3 +352,95 @@ def test_the_last_mobilities_of_200_projects_moved_at_once_leave_every_project_i
         assert Counter((m["case_id"], m["kind"]) for m in mail) == expected_mail
         # Every move of every case is in its history once, under the version it made.
         assert [v for v in versions if not v["version"] == v["moves"] == v["last"]] == []
+
+
+# --- imports and digests racing (issue #7, point 9) ----------------------------------------------
+
+NEW_ORGANISATION = "Berufskolleg Neustadt"
+NEW_CONTACT = "ines.neumann@bk-neustadt.example"
+
+
+def _import_in_process(url: str, path: str, *, ready) -> int | str:
+    """Import one document once every worker is connected; its application, or the error line."""
+    from vetpro_workflow.errors import VetproError
+    from vetpro_workflow.intake.filing import import_one
+
+    with Database(url) as db:
+        with db.transaction(write=False) as tx:
+            tx.scalar("SELECT 1")
+        ready()
+        try:
+            return import_one(db, Path(path), clock=Clock.on(IMPORT_DAY))["application"]
+        except VetproError as exc:
+            return f"error: {exc}"
+
+
+def test_eight_processes_importing_documents_of_the_same_new_organisation_all_file_once(
+    store_url, tmp_path
+):
+    # Each document names the same organisation, new to the store, and its contact: whoever files
+    # first registers them, and the imports that lost that race find them on their retry.
+    with Database(store_url) as db:
+        ensure_agency(db)
+    paths = []
+    for n in range(WORKERS):
+        doc = document(
+            **{
+                "project.title": f"Digital welding simulators, part {n + 1}",
+                "applicant.name": NEW_ORGANISATION,
+                "applicant.country": "DE",
+                "applicant.contact_name": "Ines Neumann",
+                "applicant.contact_email": NEW_CONTACT,
+            }
+        )
+        path = tmp_path / f"part-{n + 1}.json"
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    outcomes = in_processes([(_import_in_process, (store_url, p)) for p in paths])
+    assert all(isinstance(o, int) for o in outcomes), outcomes
+    with Database(store_url) as db, db.transaction(write=False) as tx:
+        organisations = tx.scalars(
+            "SELECT id FROM organisation WHERE name = :n", {"n": NEW_ORGANISATION}
+        )
+        coordinators = tx.rows(
+            'SELECT role, organisation_id FROM "user" WHERE email = :e', {"e": NEW_CONTACT}
+        )
+        applicants = tx.scalars(
+            "SELECT DISTINCT applicant_id FROM application WHERE id IN (:ids)",
+            {"ids": outcomes},
+        )
+    assert len(organisations) == 1
+    assert coordinators == [{"role": "coordinator", "organisation_id": organisations[0]}]
+    assert len(set(outcomes)) == WORKERS and applicants == organisations
+
+
+def _digest_in_process(url: str, day: date, *, ready) -> int | str | None:
+    """Queue the day's staff digest once every worker is connected; its outbox row."""
+    from vetpro_workflow.errors import VetproError
+    from vetpro_workflow.notifications.digest import enqueue_digest
+
+    with Database(url) as db:
+        with db.transaction(write=False) as tx:
+            tx.scalar("SELECT 1")
+        ready()
+        try:
+            with db.transaction() as tx:
+                return enqueue_digest(tx, today=day, staff_email=STAFF_MAIL)[0]
+        except VetproError as exc:
+            return f"error: {exc}"
+
+
+def test_eight_processes_queueing_the_same_days_digest_queue_it_once(store_url):
+    with Database(store_url) as db:
+        done = import_doc(db)
+        walk(db, done, step_of("submit"))
+        with db.transaction() as tx:  # something for the digest to report
+            tx.execute(
+                "UPDATE outbox SET status = 'undeliverable', last_error = '550 no such user'"
+            )
+        day = date(2027, 1, 20)
+        outcomes = in_processes([(_digest_in_process, (store_url, day))] * WORKERS)
+        with db.transaction(write=False) as tx:
+            digests = tx.scalars("SELECT id FROM outbox WHERE kind = 'staff_digest'")
+    assert len(digests) == 1
+    assert outcomes == digests * WORKERS

@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -485,6 +486,14 @@ class Agency(RuleBasedStateMachine):
         assert arrived == expected
 
 
+# Hypothesis notes a change of the global `random` state during a draw as a strategy's misuse;
+# the Prefect harness that earlier tests leave running pings its events websocket from another
+# thread, and `websockets` draws that ping's payload from the global `random` (seen once in CI).
+# Nothing here draws from it: the note would only ever be about that thread.
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 def test_any_order_of_imports_moves_days_sweeps_and_sends_keeps_every_case_consistent():
     run_state_machine_as_test(
         Agency,

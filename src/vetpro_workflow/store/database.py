@@ -98,18 +98,14 @@ class Tx:
         self.dialect = dialect
         self.memo: dict[Any, Any] = {} if memo is None else memo
 
-    def _sql(self, sql: str, params: Params | None) -> tuple[str, Params]:
+    def _run(self, sql: str, params: Params | None) -> Any:
         params = params or {}
         for value in params.values():
             if type(value) in _LISTS:
                 sql, params = _expand(sql, params)
                 break
-        return (_pyformat(sql) if self.dialect == "postgresql" else sql), params
-
-    def _run(self, sql: str, params: Params | None) -> Any:
-        statement, bound = self._sql(sql, params)
         try:
-            return self.raw.execute(statement, bound)
+            return self.raw.execute(_pyformat(sql) if self.dialect == "postgresql" else sql, params)
         except Exception as exc:
             raise _classified(exc) from exc
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -20,6 +21,7 @@ def shown_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+@lru_cache(maxsize=256)
 def _sqlite_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime: store timezone-aware UTC")

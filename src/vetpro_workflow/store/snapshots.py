@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any
 
 from ..errors import NotFound
@@ -19,6 +20,7 @@ from ..states.snapshots import (
     CallRules,
     MobilitySnapshot,
     Partner,
+    made,
 )
 from .database import Tx, chunks
 
@@ -68,11 +70,28 @@ _PARTNER_LIST = {
     "sqlite": "json_group_array(json_array(po.name, po.country, po.type))",
     "postgresql": "json_agg(json_build_array(po.name, po.country, po.type))",
 }
+# A mobility's own columns (every field of MobilitySnapshot but its facts), then its facts.
+_MOBILITY_OWN = {
+    "id": "c.id",
+    "state": "c.state",
+    "version": "c.version",
+    "application_id": "m.application_id",
+    "participant_name": "pt.name",
+    "participant_email": "pt.email",
+    "profession": "pt.profession",
+    "professional_background": "pt.professional_background",
+    "training_needs": "pt.training_needs",
+    "host_name": "h.name",
+    "host_country": "h.country",
+    "start_date": "m.start_date",
+    "end_date": "m.end_date",
+    "objectives": "m.objectives",
+    "content": "m.content",
+    "language_preparation": "m.language_preparation",
+}
+assert {*_MOBILITY_OWN, "facts"} == {f.name for f in fields(MobilitySnapshot)}
 _MOBILITY_ROWS = f"""
-SELECT c.id, c.state, c.version, m.application_id, pt.name AS participant_name,
-       pt.email AS participant_email, pt.profession, pt.professional_background,
-       pt.training_needs, h.name AS host_name, h.country AS host_country, m.start_date,
-       m.end_date, m.objectives, m.content, m.language_preparation,
+SELECT {", ".join(f"{column} AS {name}" for name, column in _MOBILITY_OWN.items())},
        {", ".join("m." + c for c in FACT_COLUMNS["mobility"])}
 FROM mobility m
 JOIN "case" c ON c.id = m.id
@@ -126,10 +145,19 @@ def _facts(row: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: row[name] for name in FACT_COLUMNS[kind] if row[name] is not None}
 
 
+_OWN = len(_MOBILITY_OWN)
+
+
 def _mobility(row: dict[str, Any]) -> MobilitySnapshot:
-    own = {k: v for k, v in row.items() if k not in FACT_COLUMNS["mobility"]}
+    values = tuple(row.values())
+    own = dict(zip(_MOBILITY_OWN, values[:_OWN], strict=True))
     own["language_preparation"] = bool(own["language_preparation"])
-    return MobilitySnapshot(**own, facts=_facts(row, "mobility"))
+    own["facts"] = {
+        name: value
+        for name, value in zip(FACT_COLUMNS["mobility"], values[_OWN:], strict=True)
+        if value is not None
+    }
+    return made(MobilitySnapshot, own)
 
 
 def load_projects(tx: Tx, ids: Iterable[int], *, lock: bool = False) -> list[ApplicationSnapshot]:

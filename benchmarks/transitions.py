@@ -6,7 +6,11 @@ compare-and-set of the case, one history row and one outbox row, in one transact
 Baseline: plain sqlite3 on a copy of the same store with the same PRAGMAs: BEGIN IMMEDIATE, the
 same UPDATE (rowcount checked), the same two INSERTs (the outbox context serialised), COMMIT.
 Rounds alternate between the two on disjoint cases; the ratio is the median of the rounds'.
-Usage: python benchmarks/transitions.py [--rounds 7] [--per-round 300]
+Rounds are long (2,000 moves, about a second of ours): with short ones each round starts cold
+after the other path ran, and the ratio falls with the round's length (0.23 with rounds of 50
+moves, 0.27-0.34 with 200, 0.30-0.37 (median 0.34 over six runs) with 2,000, on the same
+machine and code).
+Usage: python benchmarks/transitions.py [--rounds 7] [--per-round 2000]
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def _verb(statement: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--per-round", type=int, default=300)
+    parser.add_argument("--per-round", type=int, default=2000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     per, rounds = args.per_round, args.rounds

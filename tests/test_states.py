@@ -18,7 +18,8 @@ from vetpro_workflow.errors import InvalidInput, NotAllowed, TransitionRefused
 from vetpro_workflow.states import application, evaluation, mobility, steps, workflows
 from vetpro_workflow.states.calendar import BRUSSELS
 from vetpro_workflow.states.facts import FACT_TYPES, parse_facts
-from vetpro_workflow.states.machine import Definition, fire, possible_step
+from vetpro_workflow.states.machine import Definition, fire
+from vetpro_workflow.states.rules import possible_step
 from vetpro_workflow.states.snapshots import (
     ApplicationSnapshot,
     CallRules,

@@ -18,8 +18,9 @@ from ..errors import InvalidInput, NotAllowed, NotFound
 from .actors import SYSTEM, Actor
 from .application import CARRIES
 from .facts import MAX_TEXT, clean_text, parse_facts
-from .machine import fire, possible_step, refusals
+from .machine import fire
 from .notices import Notice, on_move
+from .rules import possible_step, refusals
 from .snapshots import ApplicationSnapshot, Given, Snapshot, evolve
 from .workflows import definition
 

@@ -122,8 +122,8 @@ T = TypeVar("T", ApplicationSnapshot, MobilitySnapshot)
 
 
 def made(cls: type[T], values: dict[str, Any]) -> T:
-    """A snapshot from every one of its fields, without running `__init__` (as `evolve`): how
-    the store makes the many it reads."""
+    """A snapshot from every one of its fields, without running `__init__` (these snapshots
+    validate nothing there): how the store makes the many it reads, and `evolve` a changed one."""
     snapshot = object.__new__(cls)
     snapshot.__dict__.update(values)
     return snapshot
@@ -132,11 +132,7 @@ def made(cls: type[T], values: dict[str, Any]) -> T:
 def evolve(snapshot: T, **changes: Any) -> T:
     """A snapshot with some fields changed: `dataclasses.replace` without running `__init__`
     again (these snapshots validate nothing there), which was a third of a move's decision."""
-    copied = object.__new__(type(snapshot))
-    fields = copied.__dict__
-    fields.update(snapshot.__dict__)
-    fields.update(changes)
-    return copied
+    return made(type(snapshot), {**snapshot.__dict__, **changes})
 
 
 @dataclass(frozen=True)

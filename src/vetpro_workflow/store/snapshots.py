@@ -145,19 +145,14 @@ def _facts(row: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: row[name] for name in FACT_COLUMNS[kind] if row[name] is not None}
 
 
-_OWN = len(_MOBILITY_OWN)
-
-
 def _mobility(row: dict[str, Any]) -> MobilitySnapshot:
-    values = tuple(row.values())
-    own = dict(zip(_MOBILITY_OWN, values[:_OWN], strict=True))
-    own["language_preparation"] = bool(own["language_preparation"])
-    own["facts"] = {
-        name: value
-        for name, value in zip(FACT_COLUMNS["mobility"], values[_OWN:], strict=True)
-        if value is not None
-    }
-    return made(MobilitySnapshot, own)
+    """A mobility's snapshot from its row (which it takes over: the facts leave it)."""
+    facts = _facts(row, "mobility")
+    for name in FACT_COLUMNS["mobility"]:
+        del row[name]
+    row["language_preparation"] = bool(row["language_preparation"])
+    row["facts"] = facts
+    return made(MobilitySnapshot, row)
 
 
 def load_projects(tx: Tx, ids: Iterable[int], *, lock: bool = False) -> list[ApplicationSnapshot]:
